@@ -1,0 +1,110 @@
+"""What every verb shares: error handling, ``--json`` output, tables, common options.
+
+The CLI is thin: a verb parses its options, calls the library, and prints. A user error
+(:class:`~archopt.errors.ArchoptError`) becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from archopt.errors import ArchoptError
+from archopt.runs import to_jsonable
+
+__all__ = [
+    "DataDirOpt",
+    "DataOpt",
+    "DeviceOpt",
+    "JsonOpt",
+    "OutOpt",
+    "SeedOpt",
+    "console",
+    "err_console",
+    "fail",
+    "handle_errors",
+    "print_json",
+    "print_table",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for torch, numpy and random.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Result folder (created if absent).")]
+DataOpt = Annotated[str, typer.Option("--data", help="Dataset name (see `archopt datasets`).")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder holding one sub-folder per dataset "
+                 "(default: $ARCHOPT_DATA_DIR)."),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn ArchoptError into a one-line message + exit 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ArchoptError as err:
+            msg = " ".join(str(err).split("\n"))
+            raise fail(msg, getattr(err, "exit_code", 2)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; what was written so far is kept (rerun with --resume "
+                       "where the command has it)", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(obj: Any) -> None:
+    """Write ``obj`` as JSON on stdout (for scripts)."""
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+            return f"{v:.4g}"
+        return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1e3 else f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                *, caption: str | None = None) -> None:
+    """A rich table on stdout (numbers right-aligned, thousands separated)."""
+    table = Table(title=title, caption=caption, show_lines=False)
+    rows = [list(r) for r in rows]
+    for i, c in enumerate(columns):
+        numeric = bool(rows) and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
+                                     for r in rows if r[i] is not None)
+        table.add_column(c, justify="right" if numeric else "left")
+    for r in rows:
+        table.add_row(*(_fmt(v) for v in r))
+    console.print(table)
+
+
+def print_kv(title: str | None, items: Iterable[tuple[str, Any]]) -> None:
+    """A two-column key/value table."""
+    print_table(title, ["", "value"], [(k, v) for k, v in items])

@@ -1,0 +1,69 @@
+"""``archopt score SPEC`` (cost model + per-stage table) and ``archopt summary SPEC`` (the built
+module's layer table)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from archopt.cli.common import JsonOpt, handle_errors, print_json, print_kv, print_table
+from archopt.profiling import module_table
+from archopt.spaces import load_spec
+
+SpecArg = Annotated[str, typer.Argument(
+    help="A catalog name (resnet18, deepmad-r18, densenet-bc-100-12, ...), a JSON spec, a "
+         "TinyNAS structure file, a result folder or a checkpoint.")]
+ResOpt = Annotated[int | None, typer.Option("--resolution", help="Input side length.")]
+ClassesOpt = Annotated[int | None, typer.Option(
+    "--num-classes", help="Override the classifier size (0 = headless backbone).")]
+ChannelsOpt = Annotated[int | None, typer.Option("--in-channels", help="Override input channels.")]
+
+
+def score_summary(spec_ref: str, resolution: int | None, num_classes: int | None,
+                  in_channels: int | None) -> dict:
+    """Resolve the spec and compute its cost summary (the data ``archopt score`` prints)."""
+    spec = load_spec(spec_ref, num_classes=num_classes)
+    if in_channels is not None:
+        spec = spec.replace(in_channels=in_channels)
+    return spec.cost_summary(resolution)
+
+
+def print_score(summary: dict) -> None:
+    print_kv(summary.get("name") or summary["space"], [
+        ("space", summary["space"]), ("resolution", summary["resolution"]),
+        ("MACs", summary["macs"]), ("params", summary["params"]), ("layers", summary["layers"]),
+        *((k, v) for k, v in summary.items() if isinstance(v, float)),
+    ])
+    print_table("stages", ["stage", "out channels", "out res", "layers", "MACs", "params"],
+                [("head" if s["stage"] == 0 else s["stage"], s["out_channels"], s["out_res"],
+                  s["layers"], s["macs"], s["params"]) for s in summary["stages"]])
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("score")
+    @handle_errors
+    def score(spec: SpecArg, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+              in_channels: ChannelsOpt = None, json_: JsonOpt = False) -> None:
+        """MACs, params, layers and a per-stage table of an architecture spec."""
+        summary = score_summary(spec, resolution, num_classes, in_channels)
+        if json_:
+            print_json(summary)
+        else:
+            print_score(summary)
+
+    @app.command("summary")
+    @handle_errors
+    def summary(spec: SpecArg, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+                json_: JsonOpt = False) -> None:
+        """The built module's layer table (torch's own shapes, params and MACs)."""
+        s = load_spec(spec, num_classes=num_classes)
+        rows = module_table(s.build(), s.input_shape(resolution))
+        if json_:
+            print_json([r._asdict() for r in rows])
+            return
+        print_table(s.name or s.space, ["layer", "type", "output", "params", "MACs"],
+                    [(r.name, r.type, "x".join(map(str, r.output_shape)), r.params, r.macs)
+                     for r in rows if r.params or r.macs or r.type not in ("Identity",)],
+                    caption=f"total: {sum(r.params for r in rows):,} params, "
+                            f"{sum(r.macs for r in rows):,} MACs")

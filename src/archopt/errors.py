@@ -1,0 +1,58 @@
+"""The exceptions a user can cause, and nothing else.
+
+Every error a user can fix (a bad spec, an infeasible budget, missing or corrupt data, an unknown
+name, an unsafe file) is an :class:`ArchoptError`. The CLI prints such an error on one line and
+exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ArchoptError(Exception):
+    """Base class of user-facing errors: the message says what was expected and how to fix it."""
+
+    exit_code = 2
+
+
+class InvalidSpec(ArchoptError, ValueError):
+    """An architecture spec (or structure file) that does not describe a valid network."""
+
+
+class UnknownName(ArchoptError, KeyError):
+    """A name (space, dataset, metric, solver, catalog entry) that no registry holds."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InfeasibleBudget(ArchoptError):
+    """No structure in the space meets the budgets (or the seed structure already breaks one).
+
+    Attributes:
+        budget: name of the binding budget ("macs", "params", "layers", "effectiveness").
+        limit: the budget asked for.
+        needed: the smallest value of that budget that would be feasible, when known.
+    """
+
+    def __init__(self, message: str, *, budget: str | None = None, limit: float | None = None,
+                 needed: float | None = None) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit = limit
+        self.needed = needed
+
+
+class DataError(ArchoptError):
+    """A dataset folder or file that is missing, corrupt (checksum) or malformed."""
+
+
+class UnsafeFile(DataError):
+    """A file that asks to run code or holds types it may not (e.g. a pickle with a payload)."""
+
+
+class CheckpointError(ArchoptError):
+    """A checkpoint that cannot be read, or that does not match the model it is loaded into."""
+
+
+class TrainingDiverged(ArchoptError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""

@@ -1,0 +1,239 @@
+"""Result folders: resolved config, atomic writes, JSONL logs.
+
+Every command writes a self-describing folder (DESIGN.md, "Conventions"):
+
+- ``config.json``   the resolved options, with seed and versions;
+- ``arch.json``     the architecture spec, when there is one;
+- ``metrics.jsonl`` one JSON object per step / epoch / generation;
+- ``summary.json``  the final figures;
+- checkpoints (``*.pt``) and plots (``*.png``).
+
+All writes go to a temporary file in the same folder and are renamed over the target
+(``os.replace`` is atomic on POSIX), so a reader never sees a half-written file and an interrupted
+command never destroys the previous version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ResultDir",
+    "atomic_torch_save",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "environment_info",
+    "read_json",
+    "read_jsonl",
+    "to_jsonable",
+]
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy / torch scalars and arrays, paths, pydantic models and sets to JSON types.
+
+    Non-finite floats become ``None`` (JSON has no NaN); everything else passes through.
+    """
+    if hasattr(obj, "model_dump") and callable(obj.model_dump):
+        return to_jsonable(obj.model_dump(mode="json"))
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "tolist"):
+        return to_jsonable(obj.tolist())
+    return obj
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 ``text`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON atomically (numpy / torch values converted by :func:`to_jsonable`)."""
+    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n"
+    return atomic_write_text(path, text)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to memory, then write the bytes atomically."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSON-lines file; a truncated last line (an interrupted append) is ignored."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    with open(p, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions and machine facts recorded in every ``config.json``."""
+    import torch
+
+    import archopt
+
+    info: dict[str, Any] = {
+        "archopt": archopt.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class ResultDir:
+    """A command's result folder (created on first use).
+
+    Args:
+        path: the folder (``--out DIR``).
+    """
+
+    CONFIG = "config.json"
+    ARCH = "arch.json"
+    METRICS = "metrics.jsonl"
+    SUMMARY = "summary.json"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ResultDir({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        """Path of a file in the folder."""
+        return self.path / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    # -- whole-file records ---------------------------------------------------------------
+    def write_config(self, config: Mapping[str, Any], *, name: str = CONFIG) -> Path:
+        """Write the resolved config with an ``environment`` block (versions, machine, time)."""
+        return atomic_write_json(self.file(name), {**config, "environment": environment_info()})
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_json(self.file(name), obj)
+
+    def read_json(self, name: str) -> Any:
+        return read_json(self.file(name))
+
+    def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        return self.write_json(self.SUMMARY, summary)
+
+    def read_summary(self) -> dict[str, Any]:
+        return self.read_json(self.SUMMARY)
+
+    def read_config(self) -> dict[str, Any]:
+        return self.read_json(self.CONFIG)
+
+    def write_arch(self, spec: Any) -> Path:
+        """Write an architecture spec (a pydantic spec or a dict) as ``arch.json``."""
+        return self.write_json(self.ARCH, spec)
+
+    # -- metrics log ------------------------------------------------------------------------
+    def append_metrics(self, row: Mapping[str, Any], *, name: str = METRICS) -> None:
+        """Append one JSON line and flush it to disk."""
+        line = json.dumps(to_jsonable(row), allow_nan=False) + "\n"
+        with open(self.file(name), "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read_metrics(self, *, name: str = METRICS) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(name))
+
+    def keep_metrics(self, keep: Callable[[dict[str, Any]], bool], *, name: str = METRICS) -> None:
+        """Rewrite the log atomically with only the rows ``keep`` accepts (used on resume)."""
+        rows = [r for r in self.read_metrics(name=name) if keep(r)]
+        self.write_lines(name, rows)
+
+    def write_lines(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+        text = "".join(json.dumps(to_jsonable(r), allow_nan=False) + "\n" for r in rows)
+        return atomic_write_text(self.file(name), text)

@@ -1,0 +1,261 @@
+"""The contract every architecture family keeps.
+
+A *spec* is data: a frozen, validated pydantic model with a ``space`` tag and a JSON round trip.
+``spec.build()`` makes the ``torch.nn.Module``; ``spec.cost_table(resolution)`` lists every
+weight layer with its exact MACs and parameter count, from which ``macs()``, ``params()`` and the
+per-stage table follow. The analytic counts equal what ``torch.utils.flop_counter.FlopCounterMode``
+(MACs = FLOPs / 2 for conv and linear layers) and ``sum(p.numel())`` report on the built module;
+the tests hold every family to that.
+
+Conventions (all families):
+- MACs count convolutions and linear layers (the multiply-accumulates of their weights, biases
+  excluded), as ``FlopCounterMode`` does; BN, activations, pooling and additions are free.
+- Params count every trainable tensor: conv / linear weights and biases, BN affine (2 per channel).
+  BN running statistics are buffers, not parameters.
+- ``num_classes = 0`` means a headless backbone (timm's convention): the module returns the
+  globally pooled features and no classifier is counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archopt.errors import InvalidSpec
+
+__all__ = [
+    "ArchSpec",
+    "LayerCost",
+    "Stem",
+    "StageCost",
+    "conv_out",
+    "format_validation_error",
+]
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int | None = None) -> int:
+    """Output side length of a convolution / pooling window (PyTorch's floor rule).
+
+    ``padding`` defaults to ``kernel // 2`` ("same" for stride 1), which gives ``ceil(size/stride)``
+    for odd kernels.
+    """
+    if padding is None:
+        padding = kernel // 2
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class LayerCost(NamedTuple):
+    """One weight layer of a spec, as the cost model sees it.
+
+    Attributes:
+        name: dotted path of the layer in the built module (e.g. ``"blocks.2.0.conv2"``).
+        kind: ``"conv"``, ``"dwconv"`` (depthwise), ``"linear"`` or ``"se"`` (squeeze-excite conv).
+        c_in, c_out: channels (or features) in and out.
+        kernel, stride, groups: convolution geometry (1 for linear layers).
+        in_res, out_res: input / output side length (1 for linear and SE layers).
+        macs: multiply-accumulates for one input image.
+        params: weights + bias + the attached BatchNorm's affine parameters.
+        stage: 1-based stage index; 0 for the classifier head.
+        main: True for layers on the main path (they count towards depth and entropy);
+            False for residual projections, SE layers and the classifier.
+    """
+
+    name: str
+    kind: str
+    c_in: int
+    c_out: int
+    kernel: int
+    stride: int
+    groups: int
+    in_res: int
+    out_res: int
+    macs: int
+    params: int
+    stage: int
+    main: bool
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs feeding one output unit: ``c_in / groups * kernel^2``."""
+        return self.c_in // self.groups * self.kernel**2
+
+
+class StageCost(NamedTuple):
+    """Per-stage totals of a cost table (what ``archopt score`` prints)."""
+
+    stage: int
+    out_channels: int
+    out_res: int
+    layers: int
+    macs: int
+    params: int
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One readable line from a pydantic error: ``field.path: message; ...``."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ())) or "spec"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stem(_Model):
+    """The first convolution: ``out`` channels, ``k`` x ``k`` kernel, ``stride``; ``pool`` adds a
+    3x3 stride-2 max-pool (ImageNet ResNet / DenseNet stems)."""
+
+    out: int = Field(ge=1)
+    k: int = Field(3, ge=1)
+    stride: int = Field(1, ge=1, le=4)
+    pool: bool = False
+
+    @field_validator("k")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"kernel must be odd, got {v}")
+        return v
+
+
+class ArchSpec(_Model):
+    """Base of every architecture spec (one subclass per space).
+
+    Fields common to all: ``name`` (free text), ``num_classes`` (0 = headless) and
+    ``resolution`` (the input side length the spec was designed for; the default for
+    :meth:`macs`).
+    """
+
+    space: ClassVar[str] = ""
+    name: str | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise InvalidSpec(
+                f"invalid {self.space} spec: {format_validation_error(err)}") from None
+    num_classes: int = Field(10, ge=0)
+    resolution: int | None = Field(None, ge=1)
+
+    # -- to be provided by each family -----------------------------------------------------
+    def build(self) -> Any:  # -> torch.nn.Module
+        """Build the ``torch.nn.Module`` this spec describes."""
+        raise NotImplementedError
+
+    def cost_table(self, resolution: int | None = None) -> list[LayerCost]:
+        """Every weight layer with its MACs and params at input side ``resolution``."""
+        raise NotImplementedError
+
+    def layers(self) -> int:
+        """Depth: weight layers on the main path (classifier head excluded for CNNs)."""
+        raise NotImplementedError
+
+    def with_io(self, *, in_channels: int, resolution: int, num_classes: int) -> ArchSpec:
+        """The same architecture adapted to a dataset's input and number of classes."""
+        raise NotImplementedError
+
+    def input_shape(self, resolution: int | None = None) -> tuple[int, ...]:
+        """Shape of one input example (without the batch dimension)."""
+        raise NotImplementedError
+
+    # -- derived -----------------------------------------------------------------------------
+    def _res(self, resolution: int | None) -> int:
+        res = resolution if resolution is not None else self.resolution
+        if res is None:
+            raise InvalidSpec(
+                f"{self.space} spec has no 'resolution'; pass the input side length "
+                "(e.g. --resolution 224)"
+            )
+        if res < 1:
+            raise InvalidSpec(f"resolution must be >= 1, got {res}")
+        return int(res)
+
+    def macs(self, resolution: int | None = None) -> int:
+        """Multiply-accumulates for one input of side ``resolution`` (default: the spec's)."""
+        return sum(layer.macs for layer in self.cost_table(resolution))
+
+    def params(self) -> int:
+        """Trainable parameters of the built module."""
+        return sum(layer.params for layer in self.cost_table(self._param_resolution()))
+
+    def _param_resolution(self) -> int:
+        # Parameter counts do not depend on the input size; any valid size will do.
+        return self.resolution or 224
+
+    def stage_table(self, resolution: int | None = None) -> list[StageCost]:
+        """Per-stage totals: output channels and side, main-path layers, MACs, params.
+
+        The classifier head is reported as stage 0 when present.
+        """
+        rows: dict[int, dict[str, int]] = {}
+        for layer in self.cost_table(resolution):
+            r = rows.setdefault(layer.stage, dict(out_channels=0, out_res=0, layers=0, macs=0,
+                                                  params=0))
+            r["macs"] += layer.macs
+            r["params"] += layer.params
+            if layer.main:
+                r["layers"] += 1
+                r["out_channels"] = layer.c_out
+                r["out_res"] = layer.out_res
+            elif layer.stage == 0:
+                r["out_channels"] = layer.c_out
+                r["out_res"] = 1
+        return [StageCost(stage=s, **rows[s]) for s in sorted(rows, key=lambda s: (s == 0, s))]
+
+    def cost_summary(self, resolution: int | None = None) -> dict[str, Any]:
+        """MACs, params, layers and the per-stage table as a JSON-ready dict."""
+        res = None if self.space == "mlp" else self._res(resolution)
+        return {
+            "space": self.space,
+            "name": self.name,
+            "resolution": res,
+            "num_classes": self.num_classes,
+            "macs": self.macs(res),
+            "params": self.params(),
+            "layers": self.layers(),
+            "stages": [s._asdict() for s in self.stage_table(res)],
+        }
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the ``space`` tag first."""
+        return {"space": self.space, **self.model_dump(mode="json")}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
+        """Validate ``data`` (the ``space`` tag, if present, must match) into a spec.
+
+        Raises: InvalidSpec with every offending field named.
+        """
+        data = dict(data)
+        tag = data.pop("space", cls.space)
+        if tag != cls.space:
+            raise InvalidSpec(f"spec is for space {tag!r}, not {cls.space!r}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise InvalidSpec(f"invalid {cls.space} spec: {format_validation_error(err)}") from None
+
+    def replace(self, **changes: Any) -> ArchSpec:
+        """A copy with ``changes`` applied and re-validated."""
+        return type(self).from_dict({**self.model_dump(), **changes})
+
+    def describe(self) -> str:
+        """A one-line human summary."""
+        return self.name or self.space
+
+
+def check_stride(blocks: Sequence[Any]) -> None:
+    for i, b in enumerate(blocks):
+        if b.stride not in (1, 2):
+            raise ValueError(f"block {i}: stride must be 1 or 2, got {b.stride}")

@@ -1,0 +1,172 @@
+"""``mbv2``: DeepMAD's MobileNet-V2-like space (TinyNAS ``SuperResK1DWSEK1``).
+
+Inner block: 1x1 expand (c_in -> btn) -> k x k depthwise (btn, stride) -> squeeze-excite ->
+1x1 project (btn -> out); BN after every conv, SiLU after the first two and after the block.
+Residual: identity (with a 2x2 average pool when strided) when ``c_in == out``, none otherwise
+(TinyNAS). The network ends with a 1x1 conv to ``head_conv`` channels (e.g. 1792) before global
+pooling and the classifier.
+
+The squeeze-excite layer has ``max(1, round(btn * se_ratio) // 8) * 8`` hidden channels (TinyNAS's
+rounding) and, unlike TinyNAS, biases instead of BatchNorm on its 1x1 maps (the usual SE form;
+it trains with any batch size). It adds MACs and params, never entropy or depth.
+
+Source: DeepMAD (Shen et al., CVPR 2023); Sandler et al., "MobileNetV2", CVPR 2018;
+Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from archopt.spaces.base import ArchSpec, LayerCost, Stem, _Model, conv_out
+from archopt.spaces.layers import (
+    ConvBN,
+    Head,
+    SqueezeExcite,
+    StemConv,
+    conv_cost,
+    init_weights,
+    linear_cost,
+    stage_numbers,
+)
+
+__all__ = ["MBV2Block", "MBV2Spec", "se_channels"]
+
+
+def se_channels(btn: int, ratio: float) -> int:
+    """Hidden width of the SE layer: a multiple of 8, at least 8 (TinyNAS ``SE``)."""
+    return max(1, round(btn * ratio) // 8) * 8
+
+
+class MBV2Block(_Model):
+    """``L`` inverted-bottleneck blocks: ``out`` channels, expansion width ``btn``, kernel ``k``."""
+
+    out: int = Field(ge=1)
+    btn: int = Field(ge=1)
+    k: int = Field(3, ge=1)
+    L: int = Field(1, ge=1)
+    stride: int = Field(1, ge=1, le=2)
+
+    @field_validator("k")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"kernel must be odd, got {v}")
+        return v
+
+
+class MBV2Spec(ArchSpec):
+    """Stem + inverted-bottleneck superblocks + final 1x1 conv + pool (+ classifier)."""
+
+    space = "mbv2"
+    in_channels: int = Field(3, ge=1)
+    stem: Stem
+    blocks: list[MBV2Block] = Field(min_length=1)
+    head_conv: int | None = Field(None, ge=1)
+    se: bool = True
+    se_ratio: float = Field(0.25, gt=0, le=1)
+
+    def cost_table(self, resolution: int | None = None) -> list[LayerCost]:
+        """Every conv / linear layer at input side ``resolution``."""
+        r = self._res(resolution)
+        stages = stage_numbers([self.stem.stride] + [b.stride for b in self.blocks])
+        st = self.stem
+        rows = [conv_cost("stem.conv", self.in_channels, st.out, st.k, st.stride, r,
+                          stage=stages[0], main=True, bn=st.out)]
+        r = rows[-1].out_res
+        if st.pool:
+            r = conv_out(r, 3, 2, 1)
+        c = st.out
+        for b, blk in enumerate(self.blocks):
+            stage = stages[b + 1]
+            for j in range(blk.L):
+                stride = blk.stride if j == 0 else 1
+                c_in = c if j == 0 else blk.out
+                p = f"blocks.{b}.{j}."
+                rows.append(conv_cost(p + "expand.conv", c_in, blk.btn, 1, 1, r, stage=stage,
+                                      main=True, bn=blk.btn))
+                rows.append(conv_cost(p + "depthwise.conv", blk.btn, blk.btn, blk.k, stride, r,
+                                      stage=stage, main=True, groups=blk.btn, bn=blk.btn,
+                                      kind="dwconv"))
+                r = rows[-1].out_res
+                if self.se:
+                    h = se_channels(blk.btn, self.se_ratio)
+                    rows.append(conv_cost(p + "se.reduce", blk.btn, h, 1, 1, 1, stage=stage,
+                                          main=False, bias=True, kind="se"))
+                    rows.append(conv_cost(p + "se.expand", h, blk.btn, 1, 1, 1, stage=stage,
+                                          main=False, bias=True, kind="se"))
+                rows.append(conv_cost(p + "project.conv", blk.btn, blk.out, 1, 1, r,
+                                      stage=stage, main=True, bn=blk.out))
+            c = blk.out
+        if self.head_conv:
+            rows.append(conv_cost("final.conv", c, self.head_conv, 1, 1, r, stage=stages[-1],
+                                  main=True, bn=self.head_conv))
+            c = self.head_conv
+        if self.num_classes > 0:
+            rows.append(linear_cost("head.fc", c, self.num_classes, stage=0, main=False))
+        return rows
+
+    def layers(self) -> int:
+        """Main-path conv layers: stem 1, each block 3 (SE excluded), final 1x1 conv 1."""
+        return 1 + 3 * sum(b.L for b in self.blocks) + (1 if self.head_conv else 0)
+
+    def with_io(self, *, in_channels: int, resolution: int, num_classes: int) -> MBV2Spec:
+        return self.replace(in_channels=in_channels, resolution=resolution,
+                            num_classes=num_classes)
+
+    def input_shape(self, resolution: int | None = None) -> tuple[int, ...]:
+        r = self._res(resolution)
+        return (self.in_channels, r, r)
+
+    def build(self) -> nn.Module:
+        return MBV2Net(self)
+
+
+class _InvertedBlock(nn.Module):
+    def __init__(self, c_in: int, btn: int, out: int, k: int, stride: int, se: int | None) -> None:
+        super().__init__()
+        self.expand = ConvBN(c_in, btn, 1, act="silu")
+        self.depthwise = ConvBN(btn, btn, k, stride, groups=btn, act="silu")
+        self.se: nn.Module = SqueezeExcite(btn, se) if se else nn.Identity()
+        self.project = ConvBN(btn, out, 1, act=None)
+        self.residual = c_in == out
+        self.pool: nn.Module = (nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
+                                if stride != 1 else nn.Identity())
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        if self.residual:
+            y = y + self.pool(x)
+        return self.act(y)
+
+
+class MBV2Net(nn.Module):
+    """The module an :class:`MBV2Spec` builds (``stem``, ``blocks``, ``final``, ``head``)."""
+
+    def __init__(self, spec: MBV2Spec) -> None:
+        super().__init__()
+        st = spec.stem
+        self.stem = StemConv(spec.in_channels, st.out, st.k, st.stride, pool=st.pool, act="silu")
+        c = st.out
+        blocks = []
+        for blk in spec.blocks:
+            inner = []
+            for j in range(blk.L):
+                se = se_channels(blk.btn, spec.se_ratio) if spec.se else None
+                inner.append(_InvertedBlock(c if j == 0 else blk.out, blk.btn, blk.out, blk.k,
+                                            blk.stride if j == 0 else 1, se))
+            blocks.append(nn.Sequential(*inner))
+            c = blk.out
+        self.blocks = nn.Sequential(*blocks)
+        self.final: nn.Module = nn.Identity()
+        if spec.head_conv:
+            self.final = ConvBN(c, spec.head_conv, 1, act="silu")
+            c = spec.head_conv
+        self.head = Head(c, spec.num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.final(self.blocks(self.stem(x))))

@@ -1,0 +1,93 @@
+"""The spaces registry and ``load_spec``: one entry point from a name, a file or a dict."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from archopt.errors import InvalidSpec, UnknownName
+from archopt.spaces.base import ArchSpec
+
+__all__ = ["SPACES", "load_spec", "register_space", "spec_from_dict"]
+
+SPACES: dict[str, type[ArchSpec]] = {}
+
+
+def register_space(cls: type[ArchSpec]) -> type[ArchSpec]:
+    """Register a spec class under its ``space`` tag (usable as a decorator)."""
+    if not cls.space:
+        raise ValueError(f"{cls.__name__} has no 'space' tag")
+    SPACES[cls.space] = cls
+    return cls
+
+
+def spec_from_dict(data: dict[str, Any]) -> ArchSpec:
+    """Validate a dict with a ``space`` tag into the matching spec.
+
+    Raises: InvalidSpec (missing tag, bad fields), UnknownName (unregistered space).
+    """
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"a spec must be a JSON object, got {type(data).__name__}")
+    tag = data.get("space")
+    if tag is None:
+        raise InvalidSpec(f"spec has no 'space' field (one of: {', '.join(sorted(SPACES))})")
+    if tag not in SPACES:
+        raise UnknownName(f"unknown space {tag!r} (known: {', '.join(sorted(SPACES))})")
+    return SPACES[tag].from_dict(data)
+
+
+def _from_file(path: Path) -> ArchSpec:
+    from archopt.spaces.tinynas import looks_like_tinynas, parse_tinynas
+
+    if path.is_dir():
+        if (path / "arch.json").exists():
+            return _from_file(path / "arch.json")
+        raise InvalidSpec(f"{path} is a folder without arch.json")
+    if path.suffix in (".pt", ".pth"):
+        from archopt.training.checkpoint import spec_from_checkpoint
+
+        return spec_from_checkpoint(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidSpec(f"cannot read spec file {path}: {err}") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{") and not looks_like_tinynas(stripped):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InvalidSpec(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: "
+                              f"{err.msg}") from None
+        try:
+            return spec_from_dict(data)
+        except InvalidSpec as err:
+            raise InvalidSpec(f"{path}: {err}") from None
+    return parse_tinynas(text, name=path.stem)
+
+
+def load_spec(ref: str | os.PathLike[str] | dict[str, Any] | ArchSpec,
+              **overrides: Any) -> ArchSpec:
+    """Resolve a spec from a catalog name, a file (JSON spec, TinyNAS structure, a result folder
+    with ``arch.json``, an archopt checkpoint), a dict, or a spec; then apply ``overrides``.
+
+    Raises: InvalidSpec, UnknownName (a name that is neither a file nor in the catalog).
+    """
+    from archopt.spaces.catalog import CATALOG
+
+    if isinstance(ref, ArchSpec):
+        spec = ref
+    elif isinstance(ref, dict):
+        spec = spec_from_dict(ref)
+    else:
+        path = Path(ref)
+        if path.exists():
+            spec = _from_file(path)
+        elif str(ref).lower() in CATALOG:
+            spec = CATALOG[str(ref).lower()]()
+        else:
+            raise UnknownName(f"no spec file or catalog entry named {str(ref)!r} (catalog: "
+                              f"{', '.join(sorted(CATALOG))}; or a path to a JSON spec)")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return spec.replace(**overrides) if overrides else spec
