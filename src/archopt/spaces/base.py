@@ -29,8 +29,8 @@ from archopt.errors import InvalidSpec
 __all__ = [
     "ArchSpec",
     "LayerCost",
-    "Stem",
     "StageCost",
+    "Stem",
     "conv_out",
     "format_validation_error",
 ]

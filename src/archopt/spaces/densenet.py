@@ -107,7 +107,7 @@ class DenseNetSpec(ArchSpec):
     # -- structure ---------------------------------------------------------------------------
     def transition_width(self, c: int) -> int:
         """Channels after a transition: ``floor(compression * c)`` (at least 1)."""
-        return max(1, int(math.floor(self.compression * c + 1e-9)))
+        return max(1, math.floor(self.compression * c + 1e-9))
 
     def live_connections(self) -> list[LiveStage]:
         """Apply the connection masks: which layers live and which sources each reads.
@@ -242,7 +242,7 @@ class _DenseStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats: list[torch.Tensor | None] = [x]
         for l in range(self.num_layers):
-            layer = self.layers[str(l)] if str(l) in self.layers else None
+            layer = self.layers.get(str(l), None)
             feats.append(layer(feats) if layer is not None else None)
         return torch.cat([feats[s] for s in self.output_sources], 1)  # type: ignore[misc]
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from archopt.spaces.base import LayerCost, conv_out
 
-__all__ = ["ConvBN", "Head", "SqueezeExcite", "StemConv", "conv_cost", "init_weights", "linear_cost",
-           "stage_numbers"]
+__all__ = ["ConvBN", "Head", "SqueezeExcite", "StemConv", "conv_cost", "init_weights",
+           "linear_cost", "stage_numbers"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -104,7 +104,7 @@ class SqueezeExcite(nn.Module):
 
 
 def init_weights(module: nn.Module) -> nn.Module:
-    """He (Kaiming) normal init for convs (fan-out, as torchvision), BN to (1, 0), linear default."""
+    """He (Kaiming) normal init for convs (fan-out, as torchvision); BN to (1, 0)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

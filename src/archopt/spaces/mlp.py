@@ -15,6 +15,7 @@ Source: Saito/Shirakawa et al., ICANN 2019, section 4.1 (unit selection); DeepMA
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -105,8 +106,7 @@ class MLP(nn.Module):
     def __init__(self, spec: MLPSpec) -> None:
         super().__init__()
         dims = [spec.in_features, *spec.kept_widths()]
-        layers = [nn.Linear(a, b, bias=spec.bias) for a, b in zip(dims[:-1], dims[1:],
-                                                                   strict=True)]
+        layers = [nn.Linear(a, b, bias=spec.bias) for a, b in itertools.pairwise(dims)]
         if spec.num_classes > 0:
             layers.append(nn.Linear(dims[-1], spec.num_classes, bias=spec.bias))
         self.layers = nn.ModuleList(layers)

@@ -25,13 +25,21 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from archopt.spaces.base import ArchSpec, LayerCost, Stem, _Model, conv_out
-from archopt.spaces.layers import ConvBN, Head, StemConv, conv_cost, init_weights, linear_cost, stage_numbers
+from archopt.spaces.layers import (
+    ConvBN,
+    Head,
+    StemConv,
+    conv_cost,
+    init_weights,
+    linear_cost,
+    stage_numbers,
+)
 
 __all__ = ["ResNetSpec", "SuperBlock"]
 
 
 class SuperBlock(_Model):
-    """``L`` inner blocks: ``out`` channels, bottleneck width ``btn``, kernel ``k``, first stride."""
+    """``L`` inner blocks: ``out`` channels, bottleneck ``btn``, kernel ``k``, first stride."""
 
     out: int = Field(ge=1)
     btn: int = Field(ge=1)
