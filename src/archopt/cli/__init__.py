@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Verb modules, in the order `archopt --help` lists them. Each defines register(app).
-VERBS = ["run", "design", "train", "structure", "refine", "latent", "score", "report"]
+VERBS = ["run", "design", "train", "structure", "refine", "latent", "score", "datasets", "report"]
 
 for _name in VERBS:
     _mod = importlib.import_module(f"archopt.cli.{_name}_cmd")

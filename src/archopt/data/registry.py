@@ -221,8 +221,7 @@ def dataset_status(data_dir: str | os.PathLike[str] | None = None, *,
         folder = base / info.folder  # type: ignore[operator]
         row["folder"] = str(folder)
         if not folder.is_dir():
-            rows.append({**row, "status": "absent", "detail": f"expected {_expected(info)} "
-                                                              f"(from {info.source})"})
+            rows.append({**row, "status": "absent", "detail": f"get it from {info.source}"})
             continue
         paths, missing = _resolve(info, folder)
         if missing:

@@ -242,8 +242,11 @@ class _DenseStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats: list[torch.Tensor | None] = [x]
         for l in range(self.num_layers):
-            layer = self.layers.get(str(l), None)
-            feats.append(layer(feats) if layer is not None else None)
+            key = str(l)
+            if key in self.layers:
+                feats.append(self.layers[key](feats))
+            else:  # a dead layer: nobody reads its output
+                feats.append(None)
         return torch.cat([feats[s] for s in self.output_sources], 1)  # type: ignore[misc]
 
 
