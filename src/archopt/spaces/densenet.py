@@ -17,6 +17,11 @@ and is dead; a layer no live consumer reads is dead; dead layers are not built a
 (:meth:`DenseNetSpec.live_connections`). In the built module a masked source is simply absent
 from the concatenation, which equals masking it to zero after the consumer's BN-ReLU.
 
+Transition widths (``transition_channels``, optional, one per transition): fixed output channels
+of each transition instead of ``floor(compression * c)``. Connection selection sets them to the
+supernet's widths, so removing a connection removes only the weights attached to it and the next
+stage keeps its input width (Saito et al. 2019 prune connections inside blocks only).
+
 Source: Huang et al. 2017; connection selection as in Saito/Shirakawa et al., ICANN 2019,
 section 4.2; Dense Optimizer (Liu et al., arXiv 2410.07499) search space.
 """
@@ -85,9 +90,17 @@ class DenseNetSpec(ArchSpec):
     stages: list[DenseStage] = Field(min_length=1)
     compression: float = Field(0.5, gt=0, le=1)
     connections: list[list[list[bool]]] | None = None
+    transition_channels: list[int] | None = None
 
     @model_validator(mode="after")
     def _check_masks(self) -> DenseNetSpec:
+        if self.transition_channels is not None:
+            if len(self.transition_channels) != len(self.stages) - 1:
+                raise ValueError(f"transition_channels: expected {len(self.stages) - 1} widths "
+                                 f"(one per transition), got {len(self.transition_channels)}")
+            if any(w < 1 for w in self.transition_channels):
+                raise ValueError(f"transition_channels must be >= 1, got "
+                                 f"{self.transition_channels}")
         if self.connections is None:
             return self
         if len(self.connections) != len(self.stages):
@@ -108,6 +121,13 @@ class DenseNetSpec(ArchSpec):
     def transition_width(self, c: int) -> int:
         """Channels after a transition: ``floor(compression * c)`` (at least 1)."""
         return max(1, math.floor(self.compression * c + 1e-9))
+
+    def transition_out(self, i: int, c: int) -> int:
+        """Output channels of transition ``i`` fed with ``c`` channels: ``transition_channels[i]``
+        when given, else :meth:`transition_width`."""
+        if self.transition_channels is not None and i < len(self.transition_channels):
+            return self.transition_channels[i]
+        return self.transition_width(c)
 
     def live_connections(self) -> list[LiveStage]:
         """Apply the connection masks: which layers live and which sources each reads.
@@ -141,7 +161,7 @@ class DenseNetSpec(ArchSpec):
             widths = [w0] + [st.growth] * L
             live = LiveStage(layer_src, out_src, widths)
             out.append(live)
-            w0 = self.transition_width(live.out_channels)
+            w0 = self.transition_out(i, live.out_channels)
         return out
 
     # -- cost --------------------------------------------------------------------------------
@@ -174,7 +194,7 @@ class DenseNetSpec(ArchSpec):
                                           main=True, bn=c_in))
             c = live.out_channels
             if i < len(self.stages) - 1:
-                c_t = self.transition_width(c)
+                c_t = self.transition_out(i, c)
                 rows.append(conv_cost(f"transitions.{i}.conv", c, c_t, 1, 1, r, stage=stage,
                                       main=True, bn=c))
                 r = conv_out(r, 2, 2, 0)
@@ -279,7 +299,7 @@ class DenseNet(nn.Module):
             self.stages.append(_DenseStage(st, live))
             c = live.out_channels
             if i < len(spec.stages) - 1:
-                c_t = spec.transition_width(c)
+                c_t = spec.transition_out(i, c)
                 self.transitions.append(_Transition(c, c_t))
                 c = c_t
         self.final_norm = nn.BatchNorm2d(c)
