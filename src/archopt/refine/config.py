@@ -1,0 +1,112 @@
+"""``RefineConfig``: every option of an HBDE run, validated, with the paper's defaults.
+
+Defaults follow arXiv 2408.07194 and its public code (../specs/hbde.md): N_bins = 10,000,
+NP = 100, F = 0.5, CR = 0.9, DE/rand/1/bin with deferred selection, objective 1 - macro-F1,
+parents not re-scored on the new super-batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from archopt.errors import ArchoptError
+from archopt.spaces.base import format_validation_error
+
+__all__ = ["RESUME_IGNORED", "InvalidRefineConfig", "RefineConfig"]
+
+#: Fields that may change when a run is resumed: they change how a run is observed, where it
+#: runs, or how long it goes on -- not what each generation computes.
+RESUME_IGNORED = frozenset({"device", "eval_every", "eval_batch_size", "eval_path", "chunk",
+                            "generations", "max_seconds", "train_eval_size"})
+
+
+class InvalidRefineConfig(ArchoptError, ValueError):
+    """An HBDE option out of range or of the wrong kind."""
+
+
+class RefineConfig(BaseModel):
+    """Options of an HBDE run.
+
+    Attributes:
+        n_bins: histogram bins over [min, max] of the parameters (D' <= n_bins).
+        blocks: ``"histogram"`` (HBDE) or ``"random"`` (the BDE baseline: random blocks, as many
+            as histogram blocking with ``n_bins`` gives).
+        population: NP, DE population size (>= 4).
+        generations: G; the initial population is generation 0, so FE = NP x G (x 2 after the
+            first generation with ``rescore``).
+        super_batch: B, training examples per super-batch (generation t uses super-batch
+            t mod (N // B)).
+        F, CR: DE differential weight and crossover rate.
+        metric: a name in ``archopt.training.metrics.METRICS`` (f1 = macro-F1, accuracy,
+            balanced_accuracy); the objective is ``1 - metric``.
+        block_mean_member: put the block-mean vector in the initial population (no regression
+            against the blocked model on the data it is scored on).
+        rescore: re-score the parents on each new super-batch before selection (2 NP FE per
+            generation); off = the reference code's behaviour.
+        init_range: initial genes uniform in the range of the block's members (``"members"``,
+            the paper) or of its histogram bin's edges (``"bin"``; a wider range, never
+            degenerate for one-member blocks; histogram blocks only).
+        order: super-batch order, ``"shuffled"`` (one seeded permutation) or ``"dataset"``.
+        eval_every: test metric of the best member every this many generations (and the last).
+        eval_batch_size: batch size of whole-split evaluation.
+        eval_path: population evaluation ``"auto"`` (measured), ``"sequential"``, ``"batched"``.
+        chunk: candidates per batched call (None: measured / 8).
+        max_seconds: stop after the generation in which the search time (population
+            evaluation + DE, not monitoring) passes this many seconds.
+        train_eval_size: examples of the training split used to price the blocking (None: all).
+        seed: seeds DE, the super-batch order and the random blocks.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_bins: int = Field(10_000, ge=1)
+    blocks: Literal["histogram", "random"] = "histogram"
+    population: int = Field(100, ge=4)
+    generations: int = Field(100, ge=1)
+    super_batch: int = Field(128, ge=1)
+    F: float = Field(0.5, gt=0, le=2)
+    CR: float = Field(0.9, ge=0, le=1)
+    metric: str = "f1"
+    block_mean_member: bool = True
+    rescore: bool = False
+    init_range: Literal["members", "bin"] = "members"
+    order: Literal["shuffled", "dataset"] = "shuffled"
+    eval_every: int = Field(10, ge=1)
+    eval_batch_size: int = Field(1000, ge=1)
+    eval_path: Literal["auto", "sequential", "batched"] = "auto"
+    chunk: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    train_eval_size: int | None = Field(None, ge=1)
+    seed: int = 0
+    device: str = "auto"
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise InvalidRefineConfig(
+                f"invalid refine config: {format_validation_error(err)}") from None
+        from archopt.training.metrics import get_metric
+
+        get_metric(self.metric)  # UnknownName now, not after the data is loaded
+
+    @classmethod
+    def from_any(cls, config: RefineConfig | dict[str, Any] | None = None,
+                 **overrides: Any) -> RefineConfig:
+        """A config from a config, a dict or None (defaults) with ``overrides`` (None ignored)."""
+        base = config.model_dump() if isinstance(config, RefineConfig) else dict(config or {})
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def differences(self, saved: dict[str, Any]) -> list[str]:
+        """``"field: saved -> now"`` for each field outside :data:`RESUME_IGNORED` that differs."""
+        mine = self.to_dict()
+        theirs = RefineConfig(**{k: v for k, v in saved.items() if k in mine}).to_dict()
+        return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine
+                if k not in RESUME_IGNORED and mine[k] != theirs[k]]
