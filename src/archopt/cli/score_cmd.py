@@ -1,5 +1,5 @@
-"""``archopt score SPEC`` (cost model + per-stage table) and ``archopt summary SPEC`` (the built
-module's layer table)."""
+"""``archopt score SPEC`` (cost model, training-free scores, per-stage table) and
+``archopt summary SPEC`` (the built module's layer table)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from archopt.cli.common import JsonOpt, handle_errors, print_json, print_kv, print_table
+from archopt.errors import InvalidSpec
 from archopt.profiling import module_table
 from archopt.spaces import load_spec
 
@@ -18,15 +19,37 @@ ResOpt = Annotated[int | None, typer.Option("--resolution", help="Input side len
 ClassesOpt = Annotated[int | None, typer.Option(
     "--num-classes", help="Override the classifier size (0 = headless backbone).")]
 ChannelsOpt = Annotated[int | None, typer.Option("--in-channels", help="Override input channels.")]
+BetaOpt = Annotated[float | None, typer.Option(
+    "--beta", help="Objective weight: DeepMAD depth-penalty ratio (default 10) or Dense "
+    "Optimizer power-law weight (default 0.1).")]
 
 
 def score_summary(spec_ref: str, resolution: int | None, num_classes: int | None,
-                  in_channels: int | None) -> dict:
-    """Resolve the spec and compute its cost summary (the data ``archopt score`` prints)."""
+                  in_channels: int | None, beta: float | None = None) -> dict:
+    """Resolve the spec and compute its cost summary and training-free scores (entropy,
+    effectiveness, objective; see :func:`archopt.design.score_spec`) -- what ``archopt score``
+    prints. Per-stage entropy / effectiveness are added to the stage rows."""
+    from archopt.design import score_spec
+
     spec = load_spec(spec_ref, num_classes=num_classes)
     if in_channels is not None:
         spec = spec.replace(in_channels=in_channels)
-    return spec.cost_summary(resolution)
+    summary = spec.cost_summary(resolution)
+    try:
+        scores = score_spec(spec, summary["resolution"], beta=beta).as_dict()
+    except InvalidSpec as err:  # e.g. an MLP without hidden layers has no entropy
+        summary["scores_error"] = str(err)
+        return summary
+    hs, rhos = scores.pop("stage_entropies"), scores.pop("stage_effectiveness")
+    summary.update(scores)
+    if spec.space != "mlp":
+        for row in summary["stages"]:
+            if 1 <= row["stage"] <= len(hs):
+                row["entropy"] = hs[row["stage"] - 1]
+                row["effectiveness"] = rhos[row["stage"] - 1]
+    else:
+        summary["layer_entropies"] = hs
+    return summary
 
 
 def print_score(summary: dict) -> None:
@@ -34,19 +57,24 @@ def print_score(summary: dict) -> None:
         ("space", summary["space"]), ("resolution", summary["resolution"]),
         ("MACs", summary["macs"]), ("params", summary["params"]), ("layers", summary["layers"]),
         *((k, v) for k, v in summary.items() if isinstance(v, float)),
+        *((f"power law {k}", v) for k, v in (summary.get("power_law") or {}).items()),
     ])
-    print_table("stages", ["stage", "out channels", "out res", "layers", "MACs", "params"],
+    print_table("stages", ["stage", "out channels", "out res", "layers", "MACs", "params",
+                           "entropy", "rho"],
                 [("head" if s["stage"] == 0 else s["stage"], s["out_channels"], s["out_res"],
-                  s["layers"], s["macs"], s["params"]) for s in summary["stages"]])
+                  s["layers"], s["macs"], s["params"], s.get("entropy"), s.get("effectiveness"))
+                 for s in summary["stages"]])
 
 
 def register(app: typer.Typer) -> None:
     @app.command("score")
     @handle_errors
     def score(spec: SpecArg, resolution: ResOpt = None, num_classes: ClassesOpt = None,
-              in_channels: ChannelsOpt = None, json_: JsonOpt = False) -> None:
-        """MACs, params, layers and a per-stage table of an architecture spec."""
-        summary = score_summary(spec, resolution, num_classes, in_channels)
+              in_channels: ChannelsOpt = None, beta: BetaOpt = None,
+              json_: JsonOpt = False) -> None:
+        """MACs, params, layers, entropy, effectiveness, objective and a per-stage table of an
+        architecture spec (catalog name, JSON, TinyNAS / DeepMAD structure file)."""
+        summary = score_summary(spec, resolution, num_classes, in_channels, beta)
         if json_:
             print_json(summary)
         else:
