@@ -203,7 +203,7 @@ def make_problem(space: str, budgets: Budgets, *, resolution: int | None = None,
     if seed_spec is None:
         base = default_seed(space, resolution, in_channels, k)
         layout = CNNLayout.from_spec(base, alpha=alpha, depth_penalty=pen)
-        row = fit_seed(layout, layout.encode(base), budgets)
+        layout, row = fit_seed(layout, layout.encode(base), budgets)
     else:
         layout = CNNLayout.from_spec(seed_spec, resolution, alpha=alpha, depth_penalty=pen)
         row = layout.encode(seed_spec)
@@ -395,6 +395,8 @@ def design(space: str, budgets: Budgets, *, solver: str | None = None,
     Raises: UnknownName (space / solver), InvalidSpec, InfeasibleBudget.
     """
     options = options or DesignOptions()
+    if space not in DESIGN_SPACES:
+        raise UnknownName(f"unknown design space {space!r} (known: {', '.join(DESIGN_SPACES)})")
     name = solver or ("bnb" if space == "densenet" else "evolution")
     if name not in SOLVERS:
         raise UnknownName(f"unknown solver {name!r} (known: {', '.join(sorted(SOLVERS))})")

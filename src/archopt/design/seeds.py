@@ -2,8 +2,9 @@
 
 DeepMAD's search starts from one small structure inside every budget (specs/deepmad.md section
 7, step 1). By default we take the TinyNAS toolbox's own starting structures and shrink their
-widths by a common factor (1, 3/4, 1/2, ...; every width rounded to a multiple of 8, at least 8)
-until all budgets hold; the largest factor that fits is used:
+widths (and the mbv2 final 1x1 conv, which the search keeps fixed as TinyNAS does) by a common
+factor (1, 3/4, 1/2, ...; every width rounded to a multiple of 8, at least 8) until all budgets
+hold; the largest factor that fits is used:
 
 - ``resnet`` (TinyNAS ``deepmad_R18_FLOPs.py``): stem 32 (3x3, stride 2), superblocks
   (out, btn) = (256, 64), (512, 128), (768, 256), (1024, 256), (2048, 512), kernel 3, depth 1,
@@ -24,6 +25,8 @@ rho-feasible seed would need.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -65,27 +68,35 @@ def default_seed(space: str, resolution: int, in_channels: int = 3,
                     head_conv=head)
 
 
-def fit_seed(layout: CNNLayout, row: np.ndarray, budgets: Budgets) -> np.ndarray:
-    """Shrink the widths of seed ``row`` by the largest factor of :data:`SEED_SCALES` that meets
-    every budget (kernels clamped to the feature maps).
+def fit_seed(layout: CNNLayout, row: np.ndarray,
+             budgets: Budgets) -> tuple[CNNLayout, np.ndarray]:
+    """Shrink the widths of seed ``row`` (and the mbv2 final 1x1 conv of ``layout``) by the
+    largest factor of :data:`SEED_SCALES` that meets every budget (kernels clamped to the
+    feature maps). Returns the layout and the seed row.
 
     Raises: InfeasibleBudget naming the binding budget (see module docstring).
     """
     s = layout.n_blocks
-    rows = np.repeat(np.asarray(row, dtype=np.int64)[None, :], len(SEED_SCALES), axis=0)
-    scales = np.asarray(SEED_SCALES)[:, None]
-    rows[:, : 2 * s + 1] = round8(rows[:, : 2 * s + 1] * scales)
-    np.minimum(rows[:, 2 * s + 1: 3 * s + 1], layout.kernel_limits()[None, :],
-               out=rows[:, 2 * s + 1: 3 * s + 1])
-    ev = layout.evaluate(rows)
-    ok = budgets.feasible(ev.macs, ev.params, ev.layers, ev.effectiveness)
-    if ok.any():
-        return rows[int(np.argmax(ok))]
-    rho_ok = budgets.feasible(0, 0, 0, ev.effectiveness)
+    layouts, rows, evs = [], [], []
+    for scale in SEED_SCALES:
+        lay = layout
+        if layout.head_conv:
+            lay = replace(layout, head_conv=int(round8(layout.head_conv * scale)))
+        r = np.asarray(row, dtype=np.int64).copy()
+        r[: 2 * s + 1] = round8(r[: 2 * s + 1] * scale)
+        r[2 * s + 1: 3 * s + 1] = np.minimum(r[2 * s + 1: 3 * s + 1], lay.kernel_limits())
+        ev = lay.evaluate(r[None, :])
+        if budgets.feasible(ev.macs, ev.params, ev.layers, ev.effectiveness)[0]:
+            return lay, r
+        layouts.append(lay)
+        rows.append(r)
+        evs.append(ev)
+    rho_ok = [bool(budgets.feasible(0, 0, 0, ev.effectiveness)[0]) for ev in evs]
     # the smallest seed that still meets rho decides the cost budget; else rho binds
-    i = int(np.nonzero(rho_ok)[0].max()) if rho_ok.any() else 0
-    metrics = {"macs": float(ev.macs[i]), "params": float(ev.params[i]),
-               "layers": float(ev.layers[i]), "effectiveness": float(ev.effectiveness[i])}
+    i = max((j for j, ok in enumerate(rho_ok) if ok), default=0)
+    ev = evs[i]
+    metrics = {"macs": float(ev.macs[0]), "params": float(ev.params[0]),
+               "layers": float(ev.layers[0]), "effectiveness": float(ev.effectiveness[0])}
     budgets.require(metrics, f"the {layout.space} seed structure (TinyNAS start scaled by "
                     f"{SEED_SCALES[i]:g})",
                     hint="pass a smaller or wider seed with --init, or relax the budgets")
