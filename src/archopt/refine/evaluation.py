@@ -189,24 +189,25 @@ class PopulationEvaluator:
             times.append(time.perf_counter() - t0)
         return n / sorted(times)[len(times) // 2]
 
-    def calibrate(self, candidates: torch.Tensor, x: torch.Tensor, *, max_chunk: int | None = None,
-                  repeats: int = 3) -> dict[str, Any]:
+    def calibrate(self, candidates: torch.Tensor, x: torch.Tensor, *,
+                  max_chunk: int | None = None, repeats: int = 2) -> dict[str, Any]:
         """Measure candidate-evaluations per second of each path on this batch; keep the fastest.
 
-        Sequential is timed on ``min(P, 4)`` candidates; batched with chunks 2, 4, 8, ... up to
-        ``max_chunk`` (default P on CUDA, 16 on CPU), stopping when the rate stops improving
-        (below 0.95 of the best so far) or memory runs out. The result (rates and the choice) is
-        stored in ``self.calibration`` and decides ``self.path`` / ``self.chunk``.
+        Sequential is timed on ``min(P, 4)`` candidates; batched with chunks 2, 4, 8, ... and
+        finally ``max_chunk`` itself (default: P on CUDA, 8 on CPU), stopping when the rate
+        drops below 0.95 of the best so far or memory runs out. Each figure is the median of
+        ``repeats`` timed calls after a warm-up. The result (rates and the choice) is stored in
+        ``self.calibration`` and decides ``self.path`` / ``self.chunk``.
         """
         p = candidates.shape[0]
-        limit = max_chunk or (p if self.device.type == "cuda" else min(p, 16))
+        limit = min(max_chunk or (p if self.device.type == "cuda" else 8), p)
         n_seq = min(p, 4)
         rates: dict[str, float] = {
             "sequential": self._rate(lambda: self.logits_sequential(candidates[:n_seq], x),
                                      n_seq, repeats)}
         best_batched, best_chunk = 0.0, None
-        c = 2
-        while c <= max(limit, 2) and c <= p:
+        sizes = [c for c in (2 ** i for i in range(1, limit.bit_length())) if c < limit]
+        for c in [*sizes, limit] if limit >= 2 else []:  # ... then the cap (or P) in one call
             try:
                 r = self._rate(lambda c=c: self.logits_batched(candidates[:c], x, c), c, repeats)
             except (RuntimeError, MemoryError) as err:
@@ -220,7 +221,6 @@ class PopulationEvaluator:
                 best_batched, best_chunk = r, c
             elif r < 0.95 * best_batched:
                 break
-            c *= 2
         if best_chunk is not None and best_batched > rates["sequential"]:
             self.path, self.chunk = "batched", best_chunk
         else:

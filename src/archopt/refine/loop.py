@@ -233,6 +233,8 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
 
     work = copy.deepcopy(src.module).to(device).eval()
     mean, std = _check_data(work, src.meta, data, device)
+    batches = CircularSuperBatches(data.train_x, data.train_y, cfg.super_batch, mean=mean,
+                                   std=std, device=device, order=cfg.order, seed=cfg.seed)
     layout = ParameterLayout.of(work)
     theta0 = layout.flatten(work)
     blocking = make_blocking(theta0, cfg)
@@ -259,8 +261,6 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     de = DifferentialEvolution(low, high, population=cfg.population, F=cfg.F, CR=cfg.CR,
                                seed=cfg.seed,
                                x0=blocking.values if cfg.block_mean_member else None)
-    batches = CircularSuperBatches(data.train_x, data.train_y, cfg.super_batch, mean=mean,
-                                   std=std, device=device, order=cfg.order, seed=cfg.seed)
 
     history: list[dict[str, Any]] = []
     start, search, prior_wall = 0, 0.0, 0.0
