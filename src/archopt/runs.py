@@ -214,8 +214,9 @@ class ResultDir:
         return self.read_json(self.CONFIG)
 
     def write_arch(self, spec: Any) -> Path:
-        """Write an architecture spec (a pydantic spec or a dict) as ``arch.json``."""
-        return self.write_json(self.ARCH, spec)
+        """Write an architecture spec (a spec, with its ``space`` tag, or a dict) as
+        ``arch.json``."""
+        return self.write_json(self.ARCH, spec.to_dict() if hasattr(spec, "to_dict") else spec)
 
     # -- metrics log ------------------------------------------------------------------------
     def append_metrics(self, row: Mapping[str, Any], *, name: str = METRICS) -> None:

@@ -1,9 +1,108 @@
-"""`archopt run` (not yet implemented)."""
+"""``archopt run``: design -> train -> baseline -> (refine) -> report, on the embedded digits by
+default. Thin: options -> :class:`~archopt.pipeline.config.RunConfig` ->
+:func:`~archopt.pipeline.run.run_pipeline`."""
 
 from __future__ import annotations
 
+import datetime as _dt
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from archopt.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    err_console,
+    handle_errors,
+    print_json,
+    print_table,
+)
+from archopt.pipeline.config import RunConfig
+from archopt.pipeline.run import run_pipeline
+from archopt.report import results_rows
+
+
+def print_results(summary: dict[str, Any], out: Path) -> None:
+    """The results table of a run, as ``report.md`` shows it."""
+    rows = [(r[0], *(None if v is None else v for v in r[1:])) for r in results_rows(summary)]
+    print_table(f"archopt run: {summary['data']} (test split)",
+                ["model", "test acc", "macro-F1", "params", "MACs", "latency ms", "entropy",
+                 "rho"], rows,
+                caption=f"{summary['seconds']:.1f} s of design + training; report: "
+                        f"{out / 'report.md'}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the verb to the app (nothing yet)."""
+    @app.command("run")
+    @handle_errors
+    def run(
+        data: Annotated[str | None, typer.Option(
+            "--data", help="digits (embedded default), mnist, fashion-mnist, cifar10, "
+            "cifar100, svhn.")] = None,
+        data_dir: Annotated[str | None, typer.Option(
+            "--data-dir", help="Folder with one sub-folder per dataset "
+            "(default $ARCHOPT_DATA_DIR).")] = None,
+        budget_macs: Annotated[float | None, typer.Option(
+            "--budget-macs", help="MACs per image of the designed network (classifier "
+            "included). Default: 2e6 on digits, 4e7 otherwise.")] = None,
+        budget_params: Annotated[float | None, typer.Option(
+            "--budget-params", help="Parameters (default: 5e5 on digits, 1e6 otherwise).")]
+            = None,
+        budget_layers: Annotated[int | None, typer.Option("--budget-layers")] = None,
+        rho: Annotated[float | None, typer.Option(
+            "--rho", help="Effectiveness bound (default 0.3 resnet, 0.5 mbv2).")] = None,
+        space: Annotated[str | None, typer.Option("--space", help="resnet | mbv2.")] = None,
+        candidates: Annotated[int | None, typer.Option(
+            "--candidates", help="Candidates the design search scores (default 20000).")]
+            = None,
+        epochs: Annotated[int | None, typer.Option(
+            "--epochs", help="Training epochs (both networks).")] = None,
+        batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+        lr: Annotated[float | None, typer.Option("--lr")] = None,
+        train_size: Annotated[int | None, typer.Option(
+            "--train-size", help="Train on a seeded subset of this many images.")] = None,
+        test_size: Annotated[int | None, typer.Option(
+            "--test-size", help="Test on a seeded subset of this many images.")] = None,
+        refine: Annotated[bool | None, typer.Option(
+            "--refine/--no-refine", help="Add the HBDE macro-F1 stage.")] = None,
+        config: Annotated[Path | None, typer.Option(
+            "--config", help="A YAML file holding any of these options (flags win).")] = None,
+        out: Annotated[Path | None, typer.Option(
+            "--out", help="Result folder (default runs/<data>-<time>).")] = None,
+        resume: Annotated[bool, typer.Option(
+            "--resume", help="Continue an interrupted run in --out.")] = False,
+        no_verify: Annotated[bool, typer.Option(
+            "--no-verify", help="Skip dataset checksums (your own copy).")] = False,
+        seed: Annotated[int | None, typer.Option("--seed")] = None,
+        device: DeviceOpt = "auto",
+        json_: JsonOpt = False,
+    ) -> None:
+        """Design a CNN within budgets, train it and a hand-designed baseline of equal MACs
+        with the same recipe, and write a report (report.md + plots)."""
+        train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
+                 if v is not None}
+        flags: dict[str, Any] = dict(
+            data=data, data_dir=data_dir, budget_macs=budget_macs, budget_params=budget_params,
+            budget_layers=budget_layers, rho=rho, space=space, candidates=candidates,
+            train_size=train_size, test_size=test_size, refine=refine, seed=seed,
+            device=device if device != "auto" else None,
+            verify=False if no_verify else None)
+        if config is not None:
+            cfg = RunConfig.from_yaml(config, **flags)
+            if train:
+                cfg = cfg.model_copy(update={"train": {**cfg.train, **train}})
+        else:
+            cfg = RunConfig(**{k: v for k, v in flags.items() if v is not None},
+                            **({"train": train} if train else {}))
+        if out is None:
+            if resume:
+                raise typer.BadParameter("--resume needs --out (the folder to continue)")
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = Path("runs") / f"{cfg.data}-{stamp}"
+        log = (lambda _m: None) if json_ else (lambda m: err_console.print(f"[bold]>[/] {m}"))
+        result = run_pipeline(cfg, out, resume=resume, progress=not json_, log=log)
+        if json_:
+            print_json(result.summary)
+        else:
+            print_results(result.summary, result.out)

@@ -1,0 +1,146 @@
+"""``RunConfig``: every option of ``archopt run`` in one validated object (and one YAML file).
+
+A run is reproducible from its resolved config alone: ``archopt run --config DIR/run.yaml``.
+Defaults that depend on the dataset (budgets, training recipe) are filled in by
+:meth:`RunConfig.resolve`, and the resolved values -- not the defaults -- are what the result
+folder records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from archopt.errors import ArchoptError
+from archopt.spaces.base import format_validation_error
+
+__all__ = ["DEFAULT_BUDGETS", "DEFAULT_RECIPES", "InvalidRunConfig", "RunConfig"]
+
+
+class InvalidRunConfig(ArchoptError, ValueError):
+    """A run option out of range, misspelt, or a config file that cannot be read."""
+
+
+#: Default budgets per dataset: small enough for a CPU (``digits``: the whole run < 3 minutes
+#: on 2 cores); ``None`` = unbounded.
+DEFAULT_BUDGETS: dict[str, dict[str, float | None]] = {
+    "digits": {"macs": 2e6, "params": 5e5},
+    "default": {"macs": 4e7, "params": 1e6},
+}
+
+#: Default training recipes (the same for the designed network and the baseline).
+DEFAULT_RECIPES: dict[str, dict[str, Any]] = {
+    "digits": {"epochs": 15, "batch_size": 64, "optimizer": "sgd", "lr": 0.05,
+               "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop"},
+    "mnist": {"epochs": 8, "batch_size": 128, "optimizer": "sgd", "lr": 0.05,
+              "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop"},
+    "svhn": {"epochs": 15, "batch_size": 128, "optimizer": "sgd", "lr": 0.05,
+             "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop"},
+    "default": {"epochs": 10, "batch_size": 128, "optimizer": "sgd", "lr": 0.05,
+                "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop-flip"},
+}
+
+DEFAULT_RHO = {"resnet": 0.3, "mbv2": 0.5}
+
+
+class RunConfig(BaseModel):
+    """Options of ``archopt run``.
+
+    Attributes:
+        data, data_dir, verify: the dataset (``archopt datasets``), its folder, checksums.
+        train_size, test_size: use a seeded random subset of the splits (CPU-sized runs).
+        space: the DeepMAD search space (``resnet`` or ``mbv2``).
+        budget_macs, budget_params, budget_layers, rho: design budgets (MACs and params of the
+            whole network, classifier included; None = dataset default / unbounded).
+        candidates: candidate structures the evolutionary search scores.
+        baseline_blocks: basic blocks per stage of the hand-designed CIFAR-style ResNet baseline
+            (widened to the designed network's MACs).
+        train: training options (:class:`archopt.training.TrainConfig` fields) over the dataset's
+            default recipe; both networks get the same recipe.
+        refine: add the HBDE stage (macro-F1 fine-tuning of the designed network).
+        refine_options: :class:`archopt.refine.RefineConfig` fields for that stage.
+        structure: add the structure-learning stage (see ``archopt structure``).
+        structure_options: options for that stage.
+        seed: one seed for design, training and refinement.
+        device: ``auto``, ``cpu``, ``cuda``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = "digits"
+    data_dir: str | None = None
+    verify: bool = True
+    train_size: int | None = Field(None, ge=10)
+    test_size: int | None = Field(None, ge=10)
+    space: Literal["resnet", "mbv2"] = "resnet"
+    budget_macs: float | None = Field(None, gt=0)
+    budget_params: float | None = Field(None, gt=0)
+    budget_layers: int | None = Field(None, ge=1)
+    rho: float | None = Field(None, gt=0)
+    candidates: int = Field(20_000, ge=256)
+    baseline_blocks: int = Field(2, ge=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+    refine: bool = False
+    refine_options: dict[str, Any] = Field(default_factory=dict)
+    structure: bool = False
+    structure_options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise InvalidRunConfig(f"invalid run config: {format_validation_error(err)}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
+        """Read a YAML file; ``overrides`` (None ignored) win over the file."""
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise InvalidRunConfig(f"cannot read run config {p}: {err}") from None
+        if not isinstance(data, dict):
+            raise InvalidRunConfig(f"{p}: a run config is a mapping of options")
+        data.pop("resolved", None)
+        return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def resolve(self) -> RunConfig:
+        """Fill the dataset-dependent defaults (budgets, rho, training recipe, device, seed)."""
+        budgets = DEFAULT_BUDGETS.get(self.data, DEFAULT_BUDGETS["default"])
+        recipe = DEFAULT_RECIPES.get(self.data, DEFAULT_RECIPES["default"])
+        train = {**recipe, **self.train, "seed": self.seed, "device": self.device}
+        refine = {"n_bins": 10_000, "population": 20, "generations": 30, "super_batch": 128,
+                  "metric": "f1", **self.refine_options, "seed": self.seed,
+                  "device": self.device}
+        return self.model_copy(update={
+            "budget_macs": self.budget_macs if self.budget_macs is not None else budgets["macs"],
+            "budget_params": (self.budget_params if self.budget_params is not None
+                              else budgets["params"]),
+            "rho": self.rho if self.rho is not None else DEFAULT_RHO[self.space],
+            "train": train,
+            "refine_options": refine,
+        })
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def differences(self, saved: dict[str, Any],
+                    ignore: frozenset[str] = frozenset({"device", "data_dir"})) -> list[str]:
+        """``field: saved -> now`` for the options that differ from a saved resolved config."""
+        mine = self.model_dump(mode="json")
+        out = []
+        for k, v in mine.items():
+            if k in ignore:
+                continue
+            old = saved.get(k)
+            if isinstance(v, dict) and isinstance(old, dict):
+                old = {kk: vv for kk, vv in old.items() if kk != "device"}
+                v = {kk: vv for kk, vv in v.items() if kk != "device"}
+            if old != v:
+                out.append(f"{k}: {old!r} -> {v!r}")
+        return out

@@ -1,0 +1,199 @@
+"""``archopt run``: design a CNN with DeepMAD within budgets, train it, train a hand-designed
+baseline of equal MACs with the same recipe, optionally refine it with HBDE, and report.
+
+Result folder::
+
+    OUT/config.json  run.yaml       resolved options (run.yaml reproduces the run)
+    OUT/design/      arch.json design.json convergence.png network.png   (archopt design)
+    OUT/designed/    checkpoint.pt metrics.jsonl summary.json ...        (archopt train)
+    OUT/baseline/    the same for the baseline
+    OUT/refine/      (optional) HBDE on designed/checkpoint.pt            (archopt refine)
+    OUT/summary.json report.md *.png
+
+Every stage writes its own folder and is skipped when its ``summary.json`` exists, and the
+training stages checkpoint every epoch, so an interrupted run continues with ``resume=True``
+(``--resume``) to the same result: the design is deterministic for its seed, and a resumed
+training run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archopt.data import ImageDataset, load_dataset
+from archopt.errors import ArchoptError
+from archopt.pipeline.baseline import hand_baseline
+from archopt.pipeline.config import RunConfig
+from archopt.runs import ResultDir, atomic_write_text, read_json
+from archopt.spaces import ArchSpec, load_spec
+
+__all__ = ["RunResult", "run_pipeline"]
+
+MODEL_KEYS = ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms", "epochs",
+              "seconds")
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_pipeline` returns: the summary (as in ``summary.json``) and the folder."""
+
+    summary: dict[str, Any]
+    out: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_folder(rd: ResultDir, cfg: RunConfig, resume: bool) -> None:
+    if not rd.exists(ResultDir.CONFIG):
+        return
+    if not resume:
+        raise ArchoptError(f"{rd.path} already holds a run; pass --resume to continue it, or "
+                           "choose another --out")
+    saved = rd.read_config().get("run", {})
+    diffs = cfg.differences(saved)
+    if diffs:
+        raise ArchoptError(f"cannot resume {rd.path}: the options differ from the saved run "
+                           f"({'; '.join(diffs)})")
+
+
+def _dataset(cfg: RunConfig) -> ImageDataset:
+    ds = load_dataset(cfg.data, cfg.data_dir, verify=cfg.verify)
+    if cfg.train_size or cfg.test_size:
+        ds = ds.subset(cfg.train_size, cfg.test_size, seed=cfg.seed)
+    return ds
+
+
+def _design_stage(cfg: RunConfig, ds: ImageDataset, out: Path, progress: bool) -> dict[str, Any]:
+    from archopt.design import Budgets, DesignOptions, design
+    from archopt.design.output import write_design
+
+    if not (out / "summary.json").exists():
+        budgets = Budgets(macs=cfg.budget_macs, params=cfg.budget_params,
+                          layers=cfg.budget_layers, rho=cfg.rho)
+        result = design(cfg.space, budgets, resolution=ds.resolution,
+                        in_channels=ds.in_channels, num_classes=ds.num_classes,
+                        options=DesignOptions(candidates=cfg.candidates, seed=cfg.seed))
+        write_design(result, out, {"space": cfg.space, "budgets": budgets.as_dict(),
+                                   "candidates": cfg.candidates, "seed": cfg.seed,
+                                   "resolution": ds.resolution, "in_channels": ds.in_channels,
+                                   "num_classes": ds.num_classes, "data": cfg.data})
+    return read_json(out / "design.json")
+
+
+def _train_stage(spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, out: Path,
+                 resume: bool, progress: bool) -> dict[str, Any]:
+    from archopt.training import TrainConfig, train
+
+    if (out / "summary.json").exists():
+        return read_json(out / "summary.json")
+    result = train(spec, ds, TrainConfig(**cfg.train), out, resume=resume, progress=progress)
+    return result.summary
+
+
+def _refine_stage(ds: ImageDataset, cfg: RunConfig, checkpoint: Path, out: Path, resume: bool,
+                  progress: bool) -> dict[str, Any]:
+    from archopt.refine import RefineConfig, refine
+
+    if (out / "summary.json").exists():
+        return read_json(out / "summary.json")
+    return refine(checkpoint, ds, RefineConfig(**cfg.refine_options), out, resume=resume,
+                  progress=progress).summary
+
+
+def _model_row(summary: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:
+    from archopt.design import score_spec
+
+    row = {k: summary.get(k) for k in MODEL_KEYS}
+    scores = score_spec(spec)
+    row.update(name=spec.name, entropy=scores.entropy, effectiveness=scores.effectiveness,
+               objective=scores.objective, layers=spec.layers())
+    return row
+
+
+def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
+                 progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> RunResult:
+    """Design -> train -> baseline -> (refine) -> report, in the result folder ``out``.
+
+    Args:
+        config: the options (dataset defaults are filled in; the resolved config is saved).
+        out: the result folder.
+        resume: continue an interrupted run in ``out`` (its saved options must match).
+        progress: show progress bars / lines.
+        log: where stage messages go (default: nowhere).
+
+    Returns: :class:`RunResult`; ``summary`` has ``designed`` and ``baseline`` objects (each
+        with ``test_accuracy``, ``test_macro_f1``, ``params``, ``macs``, ``latency_ms``,
+        entropy, effectiveness), ``refined`` when refinement ran, and ``seconds``.
+    Raises: ArchoptError subclasses (bad options, data, infeasible budgets, a folder holding
+        another run).
+    """
+    say = log or (lambda _msg: None)
+    cfg = config.resolve()
+    rd = ResultDir(out)
+    _check_folder(rd, cfg, resume)
+    if not rd.exists(ResultDir.CONFIG):
+        atomic_write_text(rd.file("run.yaml"), cfg.to_yaml())
+        rd.write_config({"command": "run", "run": cfg.model_dump(mode="json")})
+    t0 = time.perf_counter()
+    ds = _dataset(cfg)
+    say(f"data: {ds.name} ({len(ds.train_y)} train / {len(ds.test_y)} test, "
+        f"{'x'.join(map(str, ds.input_shape))})")
+
+    say(f"design: DeepMAD {cfg.space} space, MACs <= {cfg.budget_macs:,.0f}, params <= "
+        f"{cfg.budget_params:,.0f}, rho <= {cfg.rho}, {cfg.candidates:,} candidates")
+    design = _design_stage(cfg, ds, rd.file("design"), progress)
+    designed_spec = load_spec(rd.file("design") / "arch.json")
+    say(f"designed: {designed_spec.macs():,} MACs, {designed_spec.params():,} params, "
+        f"{designed_spec.layers()} layers ({design['seconds']:.1f} s)")
+
+    baseline_spec = hand_baseline(designed_spec.macs(), in_channels=ds.in_channels,
+                                  resolution=ds.resolution, num_classes=ds.num_classes,
+                                  blocks_per_stage=cfg.baseline_blocks)
+    say(f"baseline: {baseline_spec.name}, {baseline_spec.macs():,} MACs, "
+        f"{baseline_spec.params():,} params")
+
+    say("train: designed network")
+    designed = _train_stage(designed_spec, ds, cfg, rd.file("designed"), resume, progress)
+    say("train: baseline")
+    baseline = _train_stage(baseline_spec, ds, cfg, rd.file("baseline"), resume, progress)
+
+    summary: dict[str, Any] = {
+        "data": ds.name, "train_examples": len(ds.train_y), "test_examples": len(ds.test_y),
+        "budgets": {"macs": cfg.budget_macs, "params": cfg.budget_params,
+                    "layers": cfg.budget_layers, "rho": cfg.rho},
+        "design": {k: design.get(k) for k in ("objective", "entropy", "effectiveness",
+                                               "seconds", "candidates",
+                                               "candidates_per_second")},
+        "designed": _model_row(designed, designed_spec),
+        "baseline": _model_row(baseline, baseline_spec),
+    }
+    stage_seconds = {"design": design["seconds"], "designed": designed.get("seconds", 0.0),
+                     "baseline": baseline.get("seconds", 0.0)}
+    if cfg.refine:
+        say("refine: HBDE on the designed network (macro-F1)")
+        ref = _refine_stage(ds, cfg, rd.file("designed") / "checkpoint.pt", rd.file("refine"),
+                            resume, progress)
+        summary["refined"] = {
+            "test_macro_f1": ref.get("metric_after") if ref.get("metric") == "f1" else None,
+            "metric": ref.get("metric"), "metric_before": ref.get("metric_before"),
+            "metric_after_blocking": ref.get("metric_after_blocking"),
+            "metric_after": ref.get("metric_after"), "dimensions": ref.get("dimensions"),
+            "blocked_dimensions": ref.get("blocked_dimensions"),
+            "function_evaluations": ref.get("function_evaluations"),
+            "seconds": ref.get("seconds"), "params": designed_spec.params(),
+            "macs": designed_spec.macs()}
+        stage_seconds["refine"] = ref.get("seconds", 0.0)
+    summary["stage_seconds"] = stage_seconds
+    summary["seconds"] = float(sum(v or 0.0 for v in stage_seconds.values()))
+    summary["wall_seconds_this_invocation"] = time.perf_counter() - t0
+    rd.write_summary(summary)
+
+    from archopt.report import build_report
+
+    build_report(rd.path)
+    say(f"report: {rd.file('report.md')}")
+    return RunResult(summary, rd.path)

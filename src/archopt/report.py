@@ -1,0 +1,228 @@
+"""``report.md`` and its plots for an ``archopt run`` result folder.
+
+Everything is rebuilt from the files in the folder (``archopt report DIR``): the run's
+``summary.json`` and ``config.json``, the design folder and the two training folders. Nothing is
+recomputed but the training-free scores.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from archopt.errors import ArchoptError
+from archopt.plotting import new_figure, save_png
+from archopt.runs import atomic_write_text, read_json, read_jsonl
+from archopt.spaces import ArchSpec, load_spec
+
+__all__ = ["build_report", "results_rows"]
+
+COLUMNS = ("model", "test accuracy", "test macro-F1", "params", "MACs", "CPU latency (ms/img)",
+           "entropy", "effectiveness")
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100 * float(v):.2f} %"
+
+
+def _num(v: Any, fmt: str = ",.0f") -> str:
+    return "-" if v is None else format(float(v), fmt)
+
+
+def results_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The results table's rows: (model, acc, macro-F1, params, MACs, latency, entropy, rho)."""
+    rows = []
+    for key, label in (("designed", "designed (DeepMAD)"), ("baseline", "baseline")):
+        m = summary.get(key)
+        if not m:
+            continue
+        name = f"{label}: {m.get('name')}" if key == "baseline" and m.get("name") else label
+        rows.append((name, m.get("test_accuracy"), m.get("test_macro_f1"), m.get("params"),
+                     m.get("macs"), m.get("latency_ms"), m.get("entropy"),
+                     m.get("effectiveness")))
+    ref = summary.get("refined")
+    if ref:
+        rows.append(("designed + HBDE (macro-F1)", None, ref.get("test_macro_f1"),
+                     ref.get("params"), ref.get("macs"), None, None, None))
+    return rows
+
+
+def _markdown_table(rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [str(r[0]), _pct(r[1]), _pct(r[2]), _num(r[3]), _num(r[4]),
+                 _num(r[5], ".3f"), _num(r[6], ",.1f"), _num(r[7], ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _plot_scores(specs: dict[str, ArchSpec], rho0: float | None, path: Path) -> Path:
+    from archopt.design import score_spec
+
+    fig = new_figure((11.0, 3.8))
+    ax1, ax2 = fig.subplots(1, 2)
+    for i, (label, spec) in enumerate(specs.items()):
+        s = score_spec(spec)
+        stages = list(range(1, len(s.stage_entropies) + 1))
+        ax1.plot(stages, s.stage_entropies, marker="o", color=f"C{i}",
+                 label=f"{label} (H = {s.entropy:,.0f})")
+        ax2.plot(stages, s.stage_effectiveness, marker="o", color=f"C{i}",
+                 label=f"{label} (rho = {s.effectiveness:.3f})")
+    if rho0 is not None:
+        ax2.axhline(rho0, color="C3", ls="--", lw=1, label=f"rho_0 = {rho0}")
+    ax1.set_title("stage entropy H_i (DeepMAD multi-scale entropy)", fontsize=10)
+    ax2.set_title("effectiveness rho_i at each stage end", fontsize=10)
+    for ax in (ax1, ax2):
+        ax.set_xlabel("stage")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+def _plot_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+    fig = new_figure((11.0, 3.8))
+    ax1, ax2 = fig.subplots(1, 2)
+    for i, (label, rows) in enumerate(histories.items()):
+        ep = [r["epoch"] for r in rows]
+        ax1.plot(ep, [r.get("train_loss") for r in rows], color=f"C{i}", label=f"{label} train")
+        ax1.plot(ep, [r.get("test_loss") for r in rows], color=f"C{i}", ls="--",
+                 label=f"{label} test")
+        ax2.plot(ep, [r.get("test_accuracy") for r in rows], color=f"C{i}", marker="o", ms=3,
+                 label=label)
+    ax1.set_title("loss (cross-entropy)", fontsize=10)
+    ax2.set_title("test accuracy", fontsize=10)
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+def _design_command(run: dict[str, Any], design_cfg: dict[str, Any], out: str) -> str:
+    parts = ["archopt", "design", "--space", run["space"], "--budget-macs",
+             f"{run['budget_macs']:g}", "--budget-params", f"{run['budget_params']:g}",
+             "--rho", f"{run['rho']:g}", "--resolution", str(design_cfg.get("resolution")),
+             "--in-channels", str(design_cfg.get("in_channels")), "--num-classes",
+             str(design_cfg.get("num_classes")), "--candidates", str(run["candidates"]),
+             "--seed", str(run["seed"]), "--out", out]
+    if run.get("budget_layers"):
+        parts[4:4] = ["--budget-layers", str(run["budget_layers"])]
+    return shlex.join(parts)
+
+
+def _train_command(spec_path: str, run: dict[str, Any], out: str) -> str:
+    t = run["train"]
+    parts = ["archopt", "train", spec_path, "--data", run["data"], "--epochs", str(t["epochs"]),
+             "--batch-size", str(t["batch_size"]), "--optimizer", t["optimizer"], "--lr",
+             f"{t['lr']:g}", "--weight-decay", f"{t['weight_decay']:g}", "--schedule",
+             t["schedule"], "--augment", t["augment"], "--seed", str(run["seed"]), "--out", out]
+    if run.get("data_dir"):
+        parts[4:4] = ["--data-dir", run["data_dir"]]
+    return shlex.join(parts)
+
+
+def build_report(folder: str | Path) -> Path:
+    """(Re)write ``report.md`` and its PNG plots in an ``archopt run`` result folder.
+
+    Raises: ArchoptError when the folder holds no finished run (no ``summary.json``).
+    """
+    out = Path(folder)
+    if not (out / "summary.json").exists() or not (out / "config.json").exists():
+        raise ArchoptError(f"{out} holds no finished archopt run (summary.json and config.json "
+                           "expected); run `archopt run --resume --out DIR` to finish it")
+    summary = read_json(out / "summary.json")
+    config = read_json(out / "config.json")
+    run = config.get("run", {})
+    design = read_json(out / "design" / "design.json")
+    design_cfg = read_json(out / "design" / "config.json")
+    specs = {"designed": load_spec(out / "designed" / "arch.json"),
+             "baseline": load_spec(out / "baseline" / "arch.json")}
+
+    from archopt.design.plots import plot_network
+
+    plot_network(specs["designed"], out / "architecture.png",
+                 title=f"designed network ({specs['designed'].macs():,} MACs)")
+    plot_network(specs["baseline"], out / "baseline_architecture.png",
+                 title=f"baseline: {specs['baseline'].name}")
+    _plot_scores(specs, run.get("rho"), out / "scores.png")
+    _plot_curves({k: read_jsonl(out / k / "metrics.jsonl") for k in specs}, out / "curves.png")
+
+    d = summary["designed"]
+    stage_rows = "\n".join(
+        f"| {s.stage if s.stage else 'head'} | {s.out_channels:,} | {s.out_res} | {s.layers} | "
+        f"{s.macs:,} | {s.params:,} |" for s in specs["designed"].stage_table())
+    env = config.get("environment", {})
+    budgets = summary.get("budgets", {})
+    refined = summary.get("refined")
+    refine_text = ""
+    if refined:
+        refine_text = (
+            "\n## HBDE refinement (macro-F1)\n\n"
+            f"Histogram blocking shrank D = {refined['dimensions']:,} parameters to "
+            f"D' = {refined['blocked_dimensions']:,} shared values; differential evolution then "
+            f"searched them for {refined['function_evaluations']:,} function evaluations "
+            f"({refined['seconds']:.1f} s). Test {refined['metric']}: "
+            f"{_pct(refined['metric_before'])} trained, "
+            f"{_pct(refined['metric_after_blocking'])} blocked, "
+            f"{_pct(refined['metric_after'])} refined. Details: `refine/summary.json`.\n")
+    text = f"""# archopt run: {summary['data']}
+
+{_dt.date.today().isoformat()} · archopt {env.get('archopt', '?')} · torch {env.get('torch', '?')}
+· {env.get('processor', '?')} ({env.get('cpu_count', '?')} cores) · {summary['seconds']:.1f} s of
+design and training{' and refinement' if summary.get('refined') else ''}.
+
+A CNN designed by DeepMAD (maximum multi-scale entropy under an effectiveness bound and
+MACs / params budgets; no training during the search) against a hand-designed CIFAR-style ResNet
+widened to the same MACs, both trained with the same recipe on {summary['train_examples']:,}
+images and tested on {summary['test_examples']:,}.
+
+## Results (test split)
+
+{_markdown_table(results_rows(summary))}
+
+Latency: median CPU forward time of one image (batch 1). Entropy and effectiveness: DeepMAD's
+training-free scores (`archopt score`).
+
+## The designed network
+
+Budgets: MACs <= {_num(budgets.get('macs'))}, params <= {_num(budgets.get('params'))},
+effectiveness rho <= {budgets.get('rho')}{', layers <= ' + str(budgets['layers'])
+                                           if budgets.get('layers') else ''}.
+The evolutionary search scored {design['candidates']:,} candidates in
+{design['seconds']:.2f} s ({design['candidates_per_second']:,.0f} candidates/s); objective
+{design['objective']:,.1f}, entropy {design['entropy']:,.1f}, effectiveness
+{design['effectiveness']:.3f}; {d['layers']} layers.
+
+![designed network](architecture.png)
+
+| stage | out channels | side | layers | MACs | params |
+|---|---|---|---|---|---|
+{stage_rows}
+
+The baseline, {specs['baseline'].name}: ![baseline](baseline_architecture.png)
+
+## Entropy and effectiveness, design vs baseline
+
+![scores](scores.png)
+
+## Training curves
+
+![curves](curves.png)
+{refine_text}
+## Reproduce
+
+The whole run, from its resolved options:
+
+    archopt run --config {shlex.quote(str(out / 'run.yaml'))} --out NEW_DIR
+
+Stage by stage:
+
+    {_design_command(run, design_cfg, 'design')}
+    {_train_command('design/arch.json', run, 'designed')}
+    {_train_command('baseline/arch.json', run, 'baseline')}
+"""
+    return atomic_write_text(out / "report.md", text)
