@@ -1,0 +1,5 @@
+"""`python -m archopt`: the command line."""
+
+from archopt.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""`python -m archopt.cli`: the command line."""
+
+from archopt.cli import main
+
+main()

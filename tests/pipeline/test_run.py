@@ -1,0 +1,101 @@
+"""`archopt run` end to end on the embedded digits: outputs, config round trip, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archopt.errors import ArchoptError
+from archopt.pipeline.config import RunConfig
+from archopt.pipeline.run import run_pipeline
+from archopt.spaces import load_spec
+
+TINY = dict(budget_macs=4e5, budget_params=1e5, candidates=600,
+            train={"epochs": 2, "batch_size": 128})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "digits"
+    return run_pipeline(RunConfig(**TINY), out, progress=False)
+
+
+def test_summary_report_and_budgets(tiny_run):
+    s, out = tiny_run.summary, tiny_run.out
+    for key in ("designed", "baseline"):
+        for field in ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms"):
+            assert s[key][field] is not None, (key, field)
+    designed = load_spec(out / "design" / "arch.json")
+    assert designed.macs() <= 4e5 and designed.params() <= 1e5
+    assert s["designed"]["macs"] == designed.macs()
+    # the baseline spends at most the designed network's MACs, and not much less
+    assert 0.5 * designed.macs() <= s["baseline"]["macs"] <= designed.macs()
+    for name in ("report.md", "architecture.png", "scores.png", "curves.png", "run.yaml",
+                 "designed/checkpoint.pt", "baseline/checkpoint.pt"):
+        assert (out / name).exists(), name
+    assert "| designed (DeepMAD) |" in (out / "report.md").read_text()
+
+
+def test_run_yaml_reproduces_the_options(tiny_run, tmp_path):
+    cfg = RunConfig.from_yaml(tiny_run.out / "run.yaml")
+    assert cfg.resolve() == cfg  # the file holds the resolved options
+    assert cfg.budget_macs == 4e5 and cfg.train["epochs"] == 2
+
+
+def test_folder_with_a_run_needs_resume_and_same_options(tiny_run):
+    with pytest.raises(ArchoptError, match="--resume"):
+        run_pipeline(RunConfig(**TINY), tiny_run.out, progress=False)
+    with pytest.raises(ArchoptError, match="budget_macs"):
+        run_pipeline(RunConfig(**{**TINY, "budget_macs": 5e5}), tiny_run.out, resume=True,
+                     progress=False)
+
+
+def test_report_rebuilds_from_folder(tiny_run, cli):
+    (tiny_run.out / "report.md").unlink()
+    res = cli("report", tiny_run.out, "--json")
+    assert res.exit_code == 0, res.output
+    assert (tiny_run.out / "report.md").exists()
+    assert json.loads(res.stdout)["designed"]["macs"] == tiny_run.summary["designed"]["macs"]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "archopt.cli", "run", "--budget-macs", "4e5",
+            "--budget-params", "1e5", "--candidates", "600", "--epochs", "3", "--batch-size",
+            "128", "--json", "--out", str(out), *extra]
+
+
+def test_ctrl_c_then_resume_gives_the_same_result(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run(_cmd(tmp_path / "whole"), env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    ref = json.loads(whole.stdout)
+
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(_cmd(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    ckpt = out / "designed" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not (out / "summary.json").exists()
+
+    again = subprocess.run(_cmd(out, "--resume"), env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    got = json.loads(again.stdout)
+    for key in ("designed", "baseline"):
+        for field in ("test_accuracy", "test_macro_f1", "params", "macs"):
+            assert got[key][field] == ref[key][field], (key, field)
