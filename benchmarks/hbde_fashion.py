@@ -12,7 +12,7 @@ up where it stopped):
 Usage (CPU budget used for the figures in the report):
 
     ARCHOPT_DATA_DIR=../shared/data python benchmarks/hbde_fashion.py --threads 1 \
-        --epochs 8 --population 50 --generations 80 --super-batch 256
+        --epochs 1 --population 20 --generations 40 --super-batch 128
 
 The paper's setting (ResNet-18, CIFAR-10, NP = 100) needs a GPU: pass ``--spec resnet18-cifar``
 (adapted to 28x28x1) and ``--device cuda``.
@@ -49,14 +49,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default="cnn-small")
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--bins", type=int, default=10_000)
-    ap.add_argument("--population", type=int, default=50)
-    ap.add_argument("--generations", type=int, default=80)
-    ap.add_argument("--super-batch", type=int, default=256)
+    ap.add_argument("--population", type=int, default=20)
+    ap.add_argument("--generations", type=int, default=40)
+    ap.add_argument("--super-batch", type=int, default=128)
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--rescore", action="store_true")
-    ap.add_argument("--sweep", default="100,300,1000,3000,10000,30000")
+    ap.add_argument("--sweep", default="100,1000,10000,100000")
+    ap.add_argument("--train-eval-size", type=int, default=5000,
+                    help="training examples that price the blocking")
     ap.add_argument("--baselines", default="adam,random-blocks")
     ap.add_argument("--adam-lr", type=float, default=1e-4)
     ap.add_argument("--device", default="auto")
@@ -73,9 +75,13 @@ def main() -> None:
     load0 = _load_avg()
 
     t0 = time.perf_counter()
-    pre = train(args.spec, ds, TrainConfig(optimizer="adam", epochs=args.epochs, seed=args.seed,
-                                           device=args.device, latency=False),
-                out=work / "pretrain", resume=True, adapt=True)
+    if (work / "pretrain" / "summary.json").is_file():  # finished by an earlier invocation
+        pre_summary = json.loads((work / "pretrain" / "summary.json").read_text())
+    else:
+        pre_summary = train(args.spec, ds, TrainConfig(optimizer="adam", epochs=args.epochs,
+                                                       seed=args.seed, device=args.device,
+                                                       latency=False),
+                            out=work / "pretrain", resume=True, adapt=True).summary
     pretrain_seconds = time.perf_counter() - t0
     ckpt = work / "pretrain" / "checkpoint.pt"
 
@@ -84,13 +90,14 @@ def main() -> None:
         sweep = json.loads(sweep_path.read_text())
     else:
         sweep = blocking_sweep(ckpt, ds, [int(b) for b in args.sweep.split(",")],
-                               device=args.device, seed=args.seed)
+                               device=args.device, seed=args.seed,
+                               train_eval_size=args.train_eval_size)
         atomic_write_json(sweep_path, sweep)
 
     cfg = RefineConfig(n_bins=args.bins, population=args.population,
                        generations=args.generations, super_batch=args.super_batch,
                        eval_every=args.eval_every, rescore=args.rescore, seed=args.seed,
-                       device=args.device, train_eval_size=10_000)
+                       device=args.device, train_eval_size=args.train_eval_size)
     res = refine(ckpt, ds, cfg, out=work / "hbde", resume=True)
     names = [b for b in args.baselines.split(",") if b]
     if names:
@@ -103,8 +110,9 @@ def main() -> None:
         "budget": {"spec": args.spec, "pretrain_epochs": args.epochs, "n_bins": args.bins,
                    "population": args.population, "generations": args.generations,
                    "super_batch": args.super_batch, "rescore": args.rescore,
-                   "threads": torch.get_num_threads(), "adam_lr": args.adam_lr},
-        "pretrain": {k: pre.summary.get(k) for k in ("test_macro_f1", "test_accuracy",
+                   "threads": torch.get_num_threads(), "adam_lr": args.adam_lr,
+                   "train_eval_size": args.train_eval_size},
+        "pretrain": {k: pre_summary.get(k) for k in ("test_macro_f1", "test_accuracy",
                                                      "epochs", "seconds", "params")},
         "pretrain_wall_seconds_this_invocation": round(pretrain_seconds, 1),
         "sweep": sweep,

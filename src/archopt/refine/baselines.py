@@ -91,6 +91,8 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
     loader = BatchLoader(data.train_x, data.train_y, batch_size, mean=mean, std=std,
                          shuffle=True, seed=seed, drop_last=True, device=dev)
     rd = ResultDir(out) if out is not None else None
+    if rd is not None:
+        rd.write_lines(ResultDir.METRICS, [])  # a rerun after an interruption starts over
     spent, steps, epoch = 0.0, 0, 0
     with Progress(None, "adam steps", enabled=progress) as bar:
         while spent < seconds:
@@ -134,12 +136,14 @@ def random_blocks_baseline(model: nn.Module | str | os.PathLike[str] | Source,
                            progress: bool = True) -> dict[str, Any]:
     """DE over random blocks (as many as histogram blocking gives) for ``seconds`` of search.
 
-    Every other setting is ``config``'s; generations are bounded by the time budget only.
-    Returns the run's summary (see :func:`archopt.refine.refine`).
+    Every other setting is ``config``'s; generations are bounded by the time budget only. A run
+    interrupted in ``out`` is resumed. Returns the run's summary (see
+    :func:`archopt.refine.refine`).
     """
     cfg = RefineConfig.from_any(config, blocks="random", max_seconds=float(seconds),
                                 generations=10**6)
-    res = refine(model, data, cfg, out=out, progress=progress)
+    resume = out is not None and (Path(out) / "state.pt").is_file()
+    res = refine(model, data, cfg, out=out, resume=resume, progress=progress)
     return res.summary
 
 

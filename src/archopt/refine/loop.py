@@ -197,8 +197,9 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     """Fine-tune a trained classifier with HBDE for any metric.
 
     Args:
-        model: a user's ``nn.Module`` returning (B, K) logits for normalised (B, C, H, W) images,
-            a checkpoint ``.pt``, or a result folder with ``checkpoint.pt``.
+        model: a user's ``nn.Module`` returning (B, K) logits for (B, C, H, W) images
+            normalised with the dataset's mean / std, a checkpoint ``.pt`` (its own mean / std
+            are used), or a result folder with ``checkpoint.pt``.
         data: the dataset (training split for the super-batches, test split for the report).
         config: a :class:`RefineConfig`, a dict of its fields, or None (paper defaults).
         out: result folder (config.json, arch.json, metrics.jsonl, summary.json,
@@ -390,7 +391,8 @@ def _write_outputs(rd: ResultDir, refined: nn.Module, src: Source, data: ImageDa
                      title=f"{summary['method']} on {data.name}: D={summary['dimensions']:,} -> "
                            f"D'={summary['blocked_dimensions']:,}",
                      references={"pre-trained": summary["metric_before"],
-                                 "blocked": summary["metric_after_blocking"]})
+                                 "blocked": summary["metric_after_blocking"]},
+                     rescored=cfg.rescore)
     if rd.exists(ResultDir.SUMMARY):  # a resumed run keeps the baselines measured before
         old = rd.read_summary().get("baselines")
         if old:

@@ -15,7 +15,8 @@ __all__ = ["plot_convergence"]
 
 def plot_convergence(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *,
                      metric: str = "f1", title: str | None = None,
-                     references: Mapping[str, float] | None = None) -> Path:
+                     references: Mapping[str, float] | None = None,
+                     rescored: bool = False) -> Path:
     """Best / mean objective on the super-batch per generation (left) and the best member's
     test metric (right), written atomically as a PNG.
 
@@ -26,6 +27,8 @@ def plot_convergence(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[
         metric: the metric's name, for the labels.
         title: figure title.
         references: horizontal lines on the test panel, e.g. ``{"pre-trained": 0.89}``.
+        rescored: whether the parents were re-scored on each generation's super-batch (else
+            each parent keeps the objective of the super-batch it was accepted on).
     """
     import matplotlib
 
@@ -37,7 +40,8 @@ def plot_convergence(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[
     ax1.plot(gen, [r["best_objective"] for r in rows], label="best")
     ax1.plot(gen, [r["mean_objective"] for r in rows], label="population mean", alpha=0.7)
     ax1.set_xlabel("generation")
-    ax1.set_ylabel(f"1 - {metric} (current super-batch)")
+    ax1.set_ylabel(f"1 - {metric}, " + ("current super-batch" if rescored
+                                         else "super-batch of acceptance"))
     ax1.legend()
     ax1.grid(alpha=0.3)
     test = [(r["generation"], r["test_metric"]) for r in rows
