@@ -148,8 +148,11 @@ class _LastStageTable:
         hp, hm = o.layout.head_cost(st.c_out)
         a = np.log(st.c_out) + 2.0 * math.log(o.sides[i])
         ad = a * st.t_sum
-        out = []
-        for cost in (st.params + hp, st.macs + hm, st.layers):
+        out: list[tuple[np.ndarray, ...] | None] = []
+        for cost, limit in ((st.params + hp, o.BP), (st.macs + hm, o.BM), (st.layers, o.BL)):
+            if not math.isfinite(limit):
+                out.append(None)  # budget not set: no table
+                continue
             order = np.argsort(cost, kind="stable")
             out.append((cost[order], np.maximum.accumulate(a[order]),
                         np.maximum.accumulate(ad[order])))
@@ -295,9 +298,10 @@ class DenseBnB:
             sel = np.nonzero(inv == u)[0]
             tables, a_min, d_min = self.table.row(int(key))
             h_lo[sel] = a_min * (tb[sel] + d_min)
-            for (cost, pa, pad), r in zip(tables, rem, strict=True):
-                if not math.isfinite(np.max(r)):
+            for table, r in zip(tables, rem, strict=True):
+                if table is None:
                     continue
+                cost, pa, pad = table
                 pos = np.searchsorted(cost, r[sel], side="right") - 1
                 ok = pos >= 0
                 pc = np.where(ok, pos, 0)
