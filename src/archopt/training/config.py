@@ -28,7 +28,7 @@ DEFAULT_LR: dict[str, float] = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 DEFAULT_WEIGHT_DECAY: dict[str, float] = {"sgd": 5e-4, "adam": 0.0, "adamw": 0.05}
 
 #: Fields that may change between a run and its ``--resume`` (observation, not computation).
-RESUME_IGNORED = frozenset({"device", "eval_every", "eval_batch_size", "latency"})
+RESUME_IGNORED = frozenset({"device", "eval_every", "eval_batch_size", "latency", "threads"})
 
 
 class InvalidConfig(ArchoptError, ValueError):
@@ -72,6 +72,8 @@ class TrainConfig(BaseModel):
         eval_every: evaluate on the test split every this many epochs (and after the last).
         eval_batch_size: batch size of evaluation.
         latency: measure CPU latency (batch 1) of the trained model for the summary.
+        threads: torch intra-op CPU threads for the run (None: torch's default, one per core);
+            fewer can be faster on a busy machine.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -101,6 +103,7 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(1, ge=1)
     eval_batch_size: int = Field(1024, ge=1)
     latency: bool = True
+    threads: int | None = Field(None, ge=1)
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -119,18 +119,19 @@ class TrainStep:
         grad_clip: max global gradient L2 norm, or None.
         channels_last: convert 4-D inputs to NHWC.
         env: distributed environment (the finiteness check is agreed across ranks).
+        device: the device autocast targets (default: ``env.device``).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                  criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
                  amp_dtype: torch.dtype | None = None, scaler: Any = None,
                  grad_clip: float | None = None, channels_last: bool = False,
-                 env: DistEnv | None = None) -> None:
+                 env: DistEnv | None = None, device: torch.device | None = None) -> None:
         self.model, self.optimizer, self.criterion = model, optimizer, criterion
         self.amp_dtype, self.scaler, self.grad_clip = amp_dtype, scaler, grad_clip
         self.channels_last = channels_last
         self.env = env or DistEnv()
-        self.device = self.env.device
+        self.device = device if device is not None else self.env.device
 
     def _finite(self, loss: torch.Tensor) -> bool:
         bad = (~torch.isfinite(loss.detach())).float().reshape(1)
@@ -384,10 +385,14 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_any(config)
     model, spec, note = _resolve_model(model_or_spec, data, adapt)
     env = init_distributed(cfg.device)
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     try:
         return _train(model, spec, note, data, cfg, Path(out) if out is not None else None,
                       resume, progress, callbacks, env)
     finally:
+        torch.set_num_threads(threads)
         env.shutdown()
 
 
