@@ -31,7 +31,7 @@ from archopt.runs import atomic_write_json, environment_info
 from archopt.spaces import load_spec
 from archopt.training import TrainConfig, train
 
-SCHEDULES = {"cpu": dict(train=3000, test=2000, epochs=3),
+SCHEDULES = {"cpu": dict(train=2000, test=2000, epochs=2),
              "gpu": dict(train=None, test=None, epochs=30)}
 BETAS = (0.0, 0.001, 0.1, 10.0)
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budgets = Budgets(params=float(baseline.params()), rho=args.rho)
     recipe = TrainConfig(epochs=sched["epochs"], batch_size=args.batch_size, optimizer="sgd",
                          lr=0.1, schedule="cosine", augment="none", seed=0, device=args.device,
-                         latency=False, threads=args.threads)
+                         latency=False, threads=args.threads, eval_every=sched["epochs"])
     report: dict[str, Any] = {
         "benchmark": "dense_ablation", "dataset": "fashion-mnist",
         "train_images": len(data.train_y), "test_images": len(data.test_y),

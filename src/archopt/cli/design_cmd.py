@@ -56,7 +56,9 @@ def register(app: typer.Typer) -> None:
             "--rho", help="Effectiveness bound rho_0 (DeepMAD: 0.3 resnet, 0.5 mbv2).")] = None,
         resolution: Annotated[int | None, typer.Option(
             "--resolution", help="Input side length (e.g. 224, 32, 28).")] = None,
-        in_channels: Annotated[int, typer.Option("--in-channels", help="Input channels.")] = 3,
+        in_channels: Annotated[int, typer.Option(
+            "--in-channels", help="Input channels (mlp: input features = C x R x R, or C "
+            "when --resolution is not given).")] = 3,
         num_classes: Annotated[int | None, typer.Option(
             "--num-classes", help="Classifier outputs; 0 = headless backbone (DeepMAD's "
             "budgets). Default: 0 for resnet/mbv2, 10 for densenet/mlp.")] = None,

@@ -259,6 +259,13 @@ def _dense_problem(budgets: Budgets, seed_spec: ArchSpec | None, resolution: int
     c0 = min(grid.stem) if grid.stem else 2 * min(grid.growth)
     row = np.asarray([c0, *[min(grid.growth)] * s, *[min(grid.layers)] * s,
                       *[min(grid.kernels)] * s], dtype=np.int64)
+    if seed_spec is not None:  # evolution starts from the user's spec when it is on the grid
+        own = layout.encode(seed_spec)
+        on_grid = all(set(own[1 + a * s: 1 + (a + 1) * s].tolist()) <= set(vals)
+                      for a, vals in enumerate((grid.growth, grid.layers, grid.kernels)))
+        stem_ok = own[0] in grid.stem if grid.stem else own[0] == 2 * own[1]
+        if on_grid and stem_ok:
+            row = own
     return DesignProblem("densenet", layout, budgets, row, grid)
 
 
@@ -384,7 +391,9 @@ def design(space: str, budgets: Budgets, *, solver: str | None = None,
             is a headless backbone, as DeepMAD's budgets count; default 0 for resnet / mbv2,
             10 for densenet / mlp).
         init: a seed spec (name, path or spec); default: the TinyNAS start scaled to fit
-            (:mod:`~archopt.design.seeds`) or, for densenet, the grid's smallest design.
+            (:mod:`~archopt.design.seeds`) or, for densenet, the grid's smallest design (a
+            densenet ``init`` fixes the layout -- input, classes, stages -- and seeds the
+            evolution when its values lie on the grid).
         alpha: stage weights (default [1, 1, 1, 1, 8] aligned on the last stage).
         beta: DeepMAD depth-penalty ratio (default 10) or Dense Optimizer power-law weight
             (default 0.1).
