@@ -1,5 +1,5 @@
 """HBDE on Fashion-MNIST: pre-train a CNN with Adam, refine it with HBDE for macro-F1, compare
-with Adam and random-block DE at equal search time. Writes benchmarks/results/hbde_fashion.json.
+with Adam and random-block DE at equal search time. Writes benchmarks/results/<tag>_fashion.json.
 
 Stages (each reuses what an earlier invocation left in --work, so an interrupted benchmark picks
 up where it stopped):
@@ -65,8 +65,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "hbde_fashion")
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" /
-                    "hbde_fashion.json")
+    ap.add_argument("--tag", default=None,
+                    help="name of this HBDE run's folder in --work and of the JSON "
+                         "[default: hbde, or hbde-rescore with --rescore]")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="[default: benchmarks/results/<tag>_fashion.json]")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,7 +101,8 @@ def main() -> None:
                        generations=args.generations, super_batch=args.super_batch,
                        eval_every=args.eval_every, rescore=args.rescore, seed=args.seed,
                        device=args.device, train_eval_size=args.train_eval_size)
-    res = refine(ckpt, ds, cfg, out=work / "hbde", resume=True)
+    tag = args.tag or ("hbde-rescore" if args.rescore else "hbde")
+    res = refine(ckpt, ds, cfg, out=work / tag, resume=True)
     names = [b for b in args.baselines.split(",") if b]
     if names:
         run_baselines(res, ckpt, ds, names, adam_lr=args.adam_lr)
@@ -124,10 +128,19 @@ def main() -> None:
             "macro_f1_hbde": s["metric_after"],
             **{f"macro_f1_{k}": v.get("metric_after")
                for k, v in s.get("baselines", {}).items()},
+            **{f"search_seconds_{k}": v.get("search_seconds")
+               for k, v in s.get("baselines", {}).items()},
+            **{f"search_cpu_seconds_{k}": v.get("search_cpu_seconds")
+               for k, v in s.get("baselines", {}).items()},
             "function_evaluations": s["function_evaluations"],
-            "search_seconds": s["search_seconds"], "seconds": s["seconds"]},
+            "function_evaluations_random_blocks": s.get("baselines", {}).get(
+                "random-blocks", {}).get("function_evaluations"),
+            "adam_steps": s.get("baselines", {}).get("adam", {}).get("steps"),
+            "search_seconds": s["search_seconds"],
+            "search_cpu_seconds": s.get("search_cpu_seconds"), "seconds": s["seconds"]},
     }
-    atomic_write_json(args.json, report)
+    atomic_write_json(args.json or ROOT / "benchmarks" / "results" / f"{tag}_fashion.json",
+                      report)
     print(json.dumps(report["table"], indent=2))
 
 

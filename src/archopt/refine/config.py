@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from archopt.errors import ArchoptError
 from archopt.spaces.base import format_validation_error
@@ -35,7 +35,7 @@ class RefineConfig(BaseModel):
             as histogram blocking with ``n_bins`` gives).
         population: NP, DE population size (>= 4).
         generations: G; the initial population is generation 0, so FE = NP x G (x 2 after the
-            first generation with ``rescore``).
+            first generation with ``rescore``). None: bounded by ``max_seconds`` only.
         super_batch: B, training examples per super-batch (generation t uses super-batch
             t mod (N // B)).
         F, CR: DE differential weight and crossover rate.
@@ -65,7 +65,7 @@ class RefineConfig(BaseModel):
     n_bins: int = Field(10_000, ge=1)
     blocks: Literal["histogram", "random"] = "histogram"
     population: int = Field(100, ge=4)
-    generations: int = Field(100, ge=1)
+    generations: int | None = Field(100, ge=1)
     super_batch: int = Field(128, ge=1)
     F: float = Field(0.5, gt=0, le=2)
     CR: float = Field(0.9, ge=0, le=1)
@@ -92,6 +92,12 @@ class RefineConfig(BaseModel):
         from archopt.training.metrics import get_metric
 
         get_metric(self.metric)  # UnknownName now, not after the data is loaded
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RefineConfig:
+        if self.generations is None and self.max_seconds is None:
+            raise ValueError("give generations, max_seconds or both (the run must end)")
+        return self
 
     @classmethod
     def from_any(cls, config: RefineConfig | dict[str, Any] | None = None,

@@ -28,6 +28,7 @@ Source: Khosrowshahli et al., arXiv 2408.07194, sections 3-4; ../specs/hbde.md.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -214,7 +215,8 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
         ``metric_after`` (test split), ``train_metric_*`` (training split, or its first
         ``train_eval_size`` examples of a seeded permutation), ``function_evaluations``,
         ``generations``, ``seconds`` (wall, all parts of a resumed run), ``search_seconds``
-        (population evaluation + DE only), ``evaluation`` (path, chunk, measured rates),
+        (population evaluation + DE only; ``search_cpu_seconds``: the process CPU time of the
+        same, all threads), ``evaluation`` (path, chunk, measured rates),
         ``rescore``, ``best_objective``.
 
     Raises:
@@ -264,7 +266,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
                                x0=blocking.values if cfg.block_mean_member else None)
 
     history: list[dict[str, Any]] = []
-    start, search, prior_wall = 0, 0.0, 0.0
+    start, search, search_cpu, prior_wall = 0, 0.0, 0.0, 0.0
     if state is not None:
         if int(state["blocked_dimensions"]) != blocking.blocked_dimensions:
             raise ArchoptError(f"cannot resume {rd.path if rd else ''}: the blocking has changed "
@@ -273,6 +275,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
         de.load_state_dict(state["de"])
         start = int(state["generation"])
         search = float(state["search_seconds"])
+        search_cpu = float(state.get("search_cpu_seconds", 0.0))
         prior_wall = float(state["wall_seconds"])
         assert rd is not None
         rd.keep_metrics(lambda r: int(r.get("generation", -1)) < start)
@@ -294,16 +297,18 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     prog = _progress(progress, cfg.generations, start)
     with prog as bar:
         t = start
-        for t in range(start, cfg.generations):
+        for t in (range(start, cfg.generations) if cfg.generations is not None
+                  else itertools.count(start)):
             if cfg.max_seconds is not None and search >= cfg.max_seconds:
                 break
-            tic = time.perf_counter()
+            tic, cpu_tic = time.perf_counter(), time.process_time()
             xb, yb = batches[t]
             if cfg.rescore and de.population is not None:
                 de.rescore(evaluator.objectives(de.population, xb, yb))
             trials = de.ask()
             replaced = de.tell(evaluator.objectives(trials, xb, yb))
             search += time.perf_counter() - tic
+            search_cpu += time.process_time() - cpu_tic
             assert de.fitness is not None
             row: dict[str, Any] = {
                 "generation": t, "superbatch": batches.index(t),
@@ -311,7 +316,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
                 "mean_objective": float(de.fitness.mean()),
                 "replaced": int(replaced.sum()), "evaluations": de.evaluations,
                 "search_seconds": round(search, 3)}
-            last = t == cfg.generations - 1 or (cfg.max_seconds is not None
+            last = t + 1 == cfg.generations or (cfg.max_seconds is not None
                                                 and search >= cfg.max_seconds)
             if (t + 1) % cfg.eval_every == 0 or last:
                 row["test_metric"] = split_metric(de.best, "test")
@@ -319,7 +324,8 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
             if rd is not None:
                 rd.append_metrics(row)
                 atomic_torch_save({"de": de.state_dict(), "generation": t + 1,
-                                   "search_seconds": search, "cost": cost,
+                                   "search_seconds": search, "search_cpu_seconds": search_cpu,
+                                   "cost": cost,
                                    "wall_seconds": prior_wall + time.perf_counter() - wall0,
                                    "blocked_dimensions": blocking.blocked_dimensions},
                                   rd.file(STATE))
@@ -359,6 +365,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
                                                     "chunk": evaluator.chunk}),
                        "calibration_seconds": round(calibration_seconds, 3)},
         "search_seconds": round(search, 3),
+        "search_cpu_seconds": round(search_cpu, 3),
         "seconds": round(prior_wall + time.perf_counter() - wall0, 3),
         "device": str(device),
     }
@@ -368,7 +375,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
                         rd.path if rd else None)
 
 
-def _progress(progress: bool | Progress, total: int, done: int) -> Progress:
+def _progress(progress: bool | Progress, total: int | None, done: int) -> Progress:
     if isinstance(progress, Progress):
         return progress
     p = Progress(total, "hbde", enabled=bool(progress))
