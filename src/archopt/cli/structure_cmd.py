@@ -1,9 +1,213 @@
-"""`archopt structure` (not yet implemented)."""
+"""``archopt structure``: learn a network's structure together with its weights (SNG / ASNG with
+a model-complexity penalty), and ``archopt structure sweep`` for the eps0 trade-off curve.
+
+Thin: options -> :class:`~archopt.structure.loop.StructureConfig` + a
+:class:`~archopt.training.TrainConfig` -> :func:`archopt.structure.run_structure` /
+:func:`archopt.structure.sweep.run_sweep` -> print.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from archopt.cli.common import (
+    DataDirOpt,
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    SeedOpt,
+    console,
+    fail,
+    handle_errors,
+    print_json,
+    print_kv,
+    print_table,
+)
+
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", help="mlp-units (unit selection) | densenet-connections (connection selection).")]
+SpaceOpt = Annotated[str | None, typer.Option(
+    "--space", help="The supernet: a catalog name or JSON spec [default: mlp-3x784 / "
+                    "densenet-40-12].")]
+OptimizerOpt = Annotated[str, typer.Option(
+    "--optimizer", help="sng (fixed step eta, the ICANN paper) | asng (adaptive step).")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Passes over the training set.")]
+BatchOpt = Annotated[int, typer.Option(
+    "--batch-size", help="Minibatch N of the method (each of the lambda structures sees it).")]
+LrOpt = Annotated[float | None, typer.Option(
+    "--lr", help="SGD learning rate of the weights [default: 0.01 mlp, 0.1 densenet].")]
+ThetaLrOpt = Annotated[float | None, typer.Option(
+    "--theta-lr", help="SNG step eta [default: 1/d].")]
+LamOpt = Annotated[int, typer.Option("--lam", help="Structures per minibatch (lambda).")]
+StepsOpt = Annotated[int | None, typer.Option(
+    "--max-steps-per-epoch", help="Cap the steps of each epoch (short schedules).")]
+TrainSubOpt = Annotated[int | None, typer.Option(
+    "--train-subset", help="Train on a random subset of this many examples.")]
+TestSubOpt = Annotated[int | None, typer.Option(
+    "--test-subset", help="Test on a random subset of this many examples.")]
+AugOpt = Annotated[str | None, typer.Option(
+    "--augment", help="none | crop | flip | crop-flip [default: none mlp, crop-flip densenet].")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue the run(s) in --out from their checkpoints.")]
+NoLatencyOpt = Annotated[bool, typer.Option("--no-latency", help="Skip CPU latency.")]
+
+
+def _configs(task: str, optimizer: str, penalty: float, epochs: int, batch_size: int,
+             lr: float | None, theta_lr: float | None, lam: int, max_steps: int | None,
+             train_subset: int | None, test_subset: int | None, augment: str | None,
+             seed: int, device: str) -> tuple[Any, Any]:
+    from archopt.structure.loop import StructureConfig
+    from archopt.structure.run import default_train_config
+
+    if optimizer not in ("sng", "asng"):
+        from archopt.errors import UnknownName
+
+        raise UnknownName(f"unknown structure optimiser {optimizer!r} (one of: sng, asng)")
+    sc = StructureConfig(optimizer=optimizer, penalty=penalty, lam=lam, theta_lr=theta_lr,
+                         max_steps_per_epoch=max_steps, train_subset=train_subset,
+                         test_subset=test_subset)
+    tc = default_train_config(task, epochs=epochs, batch_size=batch_size, lr=lr,
+                              augment=augment, seed=seed, device=device)
+    return sc, tc
+
+
+def _print_run(s: dict[str, Any], out: Path) -> None:
+    per = s.get("units_per_layer") or s.get("connections_per_block")
+    print_kv(f"structure {s['task']} on {s['dataset']} (eps0 = {s['penalty']:g}, "
+             f"{s['optimizer']})", [
+        ("test accuracy", s["test_accuracy"]), ("test error", s["test_error"]),
+        ("weight usage rate", s["weight_usage_rate"]),
+        ("cost usage rate (sum c m / sum c)", s["cost_usage_rate"]),
+        ("units per layer" if "units_per_layer" in s else "connections per block",
+         " / ".join(map(str, per))),
+        ("params (compact / full)", f"{s['params']:,} / {s['params_full']:,}"),
+        ("latency ms (compact / masked full)",
+         f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
+         else "not measured"),
+        ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
+        ("train seconds", s["train_seconds"]),
+    ])
+    console.print(f"results in {out}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the verb to the app (nothing yet)."""
+    sapp = typer.Typer(help="Learn structure and weights together (SNG/ASNG + complexity "
+                            "penalty).", no_args_is_help=False)
+
+    @sapp.callback(invoke_without_command=True)
+    @handle_errors
+    def structure(
+        ctx: typer.Context,
+        task: TaskOpt = None,
+        data: DataOpt = "mnist",
+        penalty: Annotated[str, typer.Option(
+            "--penalty", help="eps0: a number or a power of two (2^-7; a negative value as "
+                              "--penalty=-2^-3). eps = eps0 / max(c).")] = "0",
+        optimizer: OptimizerOpt = "sng",
+        epochs: EpochsOpt = 10,
+        out: Annotated[Path | None, typer.Option("--out", help="Result folder.")] = None,
+        space: SpaceOpt = None,
+        batch_size: BatchOpt = 32,
+        lr: LrOpt = None,
+        theta_lr: ThetaLrOpt = None,
+        lam: LamOpt = 2,
+        max_steps_per_epoch: StepsOpt = None,
+        train_subset: TrainSubOpt = None,
+        test_subset: TestSubOpt = None,
+        augment: AugOpt = None,
+        data_dir: DataDirOpt = None,
+        resume: ResumeOpt = False,
+        no_latency: NoLatencyOpt = False,
+        seed: SeedOpt = 0,
+        device: DeviceOpt = "auto",
+        json_: JsonOpt = False,
+    ) -> None:
+        """Train a supernet's weights and its structure distribution in one run; keep the
+        deterministic structure M* (theta >= 0.5) as a physically smaller network.
+
+        Writes OUT/{config.json, metrics.jsonl, checkpoint.pt, structure.json, arch.json,
+        model.pt, summary.json}.
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        if task is None or out is None:
+            raise fail("--task and --out are required (e.g. archopt structure --task "
+                       "mlp-units --data mnist --penalty 2^-7 --epochs 10 --out runs/s)")
+        from archopt.structure.run import run_structure
+        from archopt.structure.sweep import parse_penalty
+
+        sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
+                          theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
+                          augment, seed, device)
+        s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
+                          data_dir=data_dir, resume=resume, latency=not no_latency)
+        if json_:
+            print_json({**s, "out": str(out)})
+        else:
+            _print_run(s, out)
+
+    @sapp.command("sweep")
+    @handle_errors
+    def sweep(
+        out: Annotated[Path, typer.Option("--out", help="Sweep folder (one sub-folder per "
+                                                        "run).")],
+        task: Annotated[str, typer.Option("--task", help="mlp-units | densenet-connections."
+                                          )] = "mlp-units",
+        penalties: Annotated[str, typer.Option(
+            "--penalties", help="Comma-separated eps0 values (numbers or powers of two).")
+        ] = "2^-6,2^-7,2^-8,2^-9,0,-2^-3",
+        data: DataOpt = "mnist",
+        optimizer: OptimizerOpt = "sng",
+        epochs: EpochsOpt = 10,
+        space: SpaceOpt = None,
+        batch_size: BatchOpt = 32,
+        lr: LrOpt = None,
+        theta_lr: ThetaLrOpt = None,
+        lam: LamOpt = 2,
+        max_steps_per_epoch: StepsOpt = None,
+        train_subset: TrainSubOpt = None,
+        test_subset: TestSubOpt = None,
+        augment: AugOpt = None,
+        no_baselines: Annotated[bool, typer.Option(
+            "--no-baselines", help="Skip the fixed-structure baselines.")] = False,
+        data_dir: DataDirOpt = None,
+        no_latency: NoLatencyOpt = False,
+        seed: SeedOpt = 0,
+        device: DeviceOpt = "auto",
+        json_: JsonOpt = False,
+    ) -> None:
+        """Train every eps0 of the grid and the fixed-structure baselines (uniformly thinned
+        to matching weight counts; lambda x batch, lambda x epochs = the same steps); write
+        OUT/sweep.json (the table) and OUT/tradeoff.png. Finished runs are reused, so an
+        interrupted sweep continues where it stopped."""
+        from archopt.structure.sweep import parse_penalty, run_sweep
+
+        values = [parse_penalty(p) for p in penalties.split(",") if p.strip()]
+        sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
+                          max_steps_per_epoch, train_subset, test_subset, augment, seed, device)
+        t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
+                      data_dir=data_dir, baselines=not no_baselines, latency=not no_latency)
+        if json_:
+            print_json({**t, "out": str(out)})
+            return
+        per_key = "units_per_layer" if task == "mlp-units" else "connections_per_block"
+        print_table("learned structures", ["eps0", "weight usage", "cost usage", per_key,
+                                           "params", "test error", "train s"],
+                    [(r["label"], r.get("weight_usage_rate"), r.get("cost_usage_rate"),
+                      " / ".join(map(str, r.get(per_key) or [])), r.get("params"),
+                      r.get("test_error"), r.get("train_seconds")) for r in t["method"]])
+        if t["baselines"]:
+            print_table("fixed-structure baselines", ["baseline", "weight usage", "params",
+                                                      "test error", "train s"],
+                        [(b["label"], b["weight_usage_rate"], b["params"], b["test_error"],
+                          b["train_seconds"]) for b in t["baselines"]])
+        if t.get("cost"):
+            console.print(f"training cost, method / fixed ({t['cost']['reference']}, same "
+                          f"steps): median {t['cost']['ratio_median']:.3f}", highlight=False)
+        console.print(f"table in {out / 'sweep.json'}, plot in {out / 'tradeoff.png'}",
+                      highlight=False)
+
+    app.add_typer(sapp, name="structure")

@@ -1,0 +1,273 @@
+"""The eps0 sweep: one structure run per penalty, fixed-structure baselines at matching weight
+counts, the trade-off table and plot (test error vs weight usage rate).
+
+Baselines (Saito et al., ICANN 2019, section 4): for the MLP, the hidden layers are thinned
+*uniformly* (every layer the same width ``w``) to the weight count of each learned structure,
+plus the full network; for the DenseNet, connections are removed at random until the weight
+count matches (the paper's "random selection"). A baseline trains with ``lambda`` times the
+batch and ``lambda`` times the epochs (the paper: batch 64 for 1000 epochs vs. batch 32 for
+500), so both see the same examples per step and take the same number of steps; the full-width
+baseline is also the reference of the training-cost ratio.
+
+Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders, ``sweep.json`` (the table)
+and ``tradeoff.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from archopt.data import ImageDataset, load_dataset
+from archopt.errors import ArchoptError, InvalidSpec
+from archopt.runs import ResultDir
+from archopt.spaces import DenseNetSpec, MLPSpec
+from archopt.structure.densenet import MaskedDenseNet
+from archopt.structure.loop import StructureConfig
+from archopt.structure.run import (
+    adapt,
+    build_supernet,
+    default_train_config,
+    run_fixed,
+    run_structure,
+)
+
+if TYPE_CHECKING:
+    from archopt.training import TrainConfig
+
+__all__ = ["PAPER_PENALTIES", "parse_penalty", "plot_tradeoff", "run_sweep", "uniform_width"]
+
+#: The ICANN paper's unit-selection grid: 2^-6 .. 2^-9, 0, -2^-3.
+PAPER_PENALTIES = (2**-6, 2**-7, 2**-8, 2**-9, 0.0, -(2**-3))
+
+_POW = re.compile(r"^\s*([+-]?)\s*2\s*\^\s*\(?\s*([+-]?\d+)\s*\)?\s*$")
+
+
+def parse_penalty(text: str | float) -> float:
+    """``"2^-7"``, ``"-2^-3"``, ``"0.0078125"`` or a number -> float.
+
+    Raises: ArchoptError for anything else.
+    """
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        m = _POW.match(text)
+        if m:
+            value = (-1.0 if m.group(1) == "-" else 1.0) * 2.0 ** int(m.group(2))
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ArchoptError(f"cannot read penalty {text!r}: write a number (0.0078125) "
+                                   "or a power of two (2^-7, -2^-3)") from None
+    if not math.isfinite(value):
+        raise ArchoptError(f"penalty must be finite, got {text!r}")
+    return value
+
+
+def penalty_label(value: float) -> str:
+    """``2^-7`` for powers of two (with sign), else the shortest float text."""
+    if value == 0:
+        return "0"
+    e = math.log2(abs(value))
+    if e == int(e):
+        return f"{'-' if value < 0 else ''}2^{int(e)}"
+    return f"{value:g}"
+
+
+def uniform_width(spec: MLPSpec, params: int) -> int:
+    """The hidden width ``w`` (same in every layer, 1..full width) whose MLP's parameter count is
+    closest to ``params``."""
+    full = max(spec.widths)
+    best, best_gap = 1, math.inf
+    for w in range(1, full + 1):
+        gap = abs(spec.replace(widths=[w] * len(spec.widths)).params() - params)
+        if gap < best_gap:
+            best, best_gap = w, gap
+    return best
+
+
+def random_connections(supernet: MaskedDenseNet, params: int, seed: int) -> np.ndarray:
+    """A random structure of ``supernet`` with about ``params`` parameters: bits turned off in
+    random order (skipping those that would disconnect a stage) until the count is reached."""
+    rng = np.random.default_rng(seed)
+    m = np.ones(supernet.d, dtype=bool)
+    for i in rng.permutation(supernet.d):
+        if supernet.compact_spec(m).params() <= params:
+            break
+        m[i] = False
+        try:
+            supernet.compact_spec(m)
+        except InvalidSpec:
+            m[i] = True
+    return supernet.canonical(m[None])[0]
+
+
+def _baseline_specs(task: str, supernet: Any, targets: list[int], seed: int
+                    ) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    full = supernet.spec
+    if isinstance(full, MLPSpec):
+        widths = sorted({uniform_width(full, p) for p in targets} | {max(full.widths)},
+                        reverse=True)
+        for w in widths:
+            out.append((f"w{w}", full.replace(widths=[w] * len(full.widths))))
+        return out
+    assert isinstance(full, DenseNetSpec)
+    out.append(("full", full))
+    for p in sorted(set(targets), reverse=True):
+        if p >= full.params():
+            continue
+        m = random_connections(supernet, p, seed)
+        spec = supernet.compact_spec(m)
+        label = f"random{spec.params()}"
+        if label not in seen:
+            seen.add(label)
+            out.append((label, spec))
+    return out
+
+
+def run_sweep(task: str, data: ImageDataset | str, penalties: list[float], *,
+              out: str | Path, structure: StructureConfig | None = None,
+              train: TrainConfig | None = None, space: Any = None,
+              data_dir: str | Path | None = None, baselines: bool = True,
+              resume: bool = True, progress: bool = True, latency: bool = True,
+              plot: bool = True) -> dict[str, Any]:
+    """Train the eps0 grid and the fixed-structure baselines; write the table and the plot.
+
+    Args:
+        task, data, space, data_dir: as :func:`~archopt.structure.run.run_structure`.
+        penalties: the eps0 values (e.g. :data:`PAPER_PENALTIES`).
+        out: the sweep's folder (one sub-folder per run).
+        structure: options shared by every run (its ``penalty`` is replaced per run).
+        train: weights' options of the method (default: the paper's recipe); baselines use
+            ``lambda * batch_size`` and ``lambda * epochs``.
+        baselines: train the fixed-structure baselines.
+        resume: reuse finished runs and continue interrupted ones (a sweep is long).
+        plot: draw ``tradeoff.png``.
+
+    Returns: ``{"method": [...], "baselines": [...], "comparison": [...], "cost": {...}}``
+    (also ``sweep.json``).
+    Raises: ArchoptError for an empty grid; whatever a run raises.
+    """
+    if not penalties:
+        raise ArchoptError("the sweep needs at least one penalty (eps0)")
+    structure = structure or StructureConfig()
+    train = train or default_train_config(task)
+    rd = ResultDir(out)
+    ds = data if isinstance(data, ImageDataset) else load_dataset(data, data_dir=data_dir)
+    method: list[dict[str, Any]] = []
+    for eps0 in penalties:
+        label = penalty_label(eps0)
+        cfg = structure.model_copy(update={"penalty": float(eps0)})
+        sub = rd.path / f"eps0_{label}"
+        try:
+            s = run_structure(task, ds, out=sub, structure=cfg, train=train, space=space,
+                              resume=resume, latency=latency, progress=progress)
+        except InvalidSpec as err:  # a structure that disconnects the network
+            method.append({"penalty": eps0, "label": label, "error": str(err)})
+            continue
+        method.append({"penalty": eps0, "label": label, "folder": sub.name,
+                       **{k: s.get(k) for k in (
+                           "weight_usage_rate", "cost_usage_rate", "params", "params_full",
+                           "units_per_layer", "connections_per_block", "test_error",
+                           "test_accuracy", "train_seconds", "seconds_per_step_ms", "steps",
+                           "latency_ms", "latency_ms_supernet") if k in s}})
+    table: dict[str, Any] = {"task": task, "dataset": ds.name, "optimizer": structure.optimizer,
+                             "epochs": train.epochs, "batch_size": train.batch_size,
+                             "lam": structure.lam, "method": method, "baselines": []}
+    if baselines:
+        supernet = build_supernet(task, space, ds)
+        full_params = supernet.spec.params()
+        targets = [int(r["params"]) for r in method if "params" in r]
+        base_train = train.model_copy(update={
+            "batch_size": train.batch_size * structure.lam,
+            "epochs": train.epochs * structure.lam})
+        cap = structure.max_steps_per_epoch
+        for label, spec in _baseline_specs(task, supernet, targets, train.seed):
+            s = run_fixed(adapt(spec, ds), ds, out=rd.path / f"fixed_{label}", train=base_train,
+                          max_steps_per_epoch=cap, train_subset=structure.train_subset,
+                          test_subset=structure.test_subset, resume=resume,
+                          progress=progress, label=f"fixed {label}")
+            row = {"label": label, "folder": f"fixed_{label}", "params": s["params"],
+                   "weight_usage_rate": s["params"] / full_params,
+                   "test_error": s["test_error"], "test_accuracy": s["test_accuracy"],
+                   "train_seconds": s["train_seconds"], "steps": s["steps"],
+                   "seconds_per_step_ms": s["seconds_per_step_ms"]}
+            if isinstance(spec, MLPSpec):
+                row["widths"] = list(spec.kept_widths())
+            else:
+                row["connections_per_block"] = [sum(map(sum, st)) for st in spec.connections] \
+                    if spec.connections else None
+            table["baselines"].append(row)
+        table["comparison"] = _compare(method, table["baselines"])
+        full = next((b for b in table["baselines"] if b["params"] == full_params), None)
+        if full is not None:
+            ratios = [r["train_seconds"] / full["train_seconds"] for r in method
+                      if "train_seconds" in r and full["train_seconds"]]
+            table["cost"] = {
+                "reference": full["label"], "reference_train_seconds": full["train_seconds"],
+                "reference_steps": full["steps"],
+                "method_train_seconds": [r.get("train_seconds") for r in method],
+                "ratio_per_run": ratios,
+                "ratio_median": float(np.median(ratios)) if ratios else None}
+    rd.write_json("sweep.json", table)
+    if plot:
+        plot_tradeoff(table, rd.file("tradeoff.png"))
+    return table
+
+
+def _compare(method: list[dict[str, Any]], base: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each learned structure against the baseline nearest in weight count."""
+    rows = []
+    for r in method:
+        if "params" not in r or not base:
+            continue
+        b = min(base, key=lambda b: abs(b["params"] - r["params"]))
+        rows.append({"penalty": r["penalty"], "label": r["label"],
+                     "weight_usage_rate": r["weight_usage_rate"],
+                     "test_error": r["test_error"], "baseline": b["label"],
+                     "baseline_weight_usage_rate": b["weight_usage_rate"],
+                     "baseline_test_error": b["test_error"],
+                     "method_better": r["test_error"] < b["test_error"]})
+    return rows
+
+
+def plot_tradeoff(table: dict[str, Any], path: str | Path) -> Path:
+    """Test error (%) vs weight usage rate (%): learned structures (labelled by eps0) and the
+    fixed-structure baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    base = sorted(table.get("baselines", []), key=lambda b: b["weight_usage_rate"])
+    if base:
+        ax.plot([100 * b["weight_usage_rate"] for b in base],
+                [100 * b["test_error"] for b in base], "s--", color="tab:gray",
+                label="fixed structure (uniformly thinned)" if "widths" in base[0]
+                else "fixed structure (random connections)")
+    pts = [r for r in table["method"] if "test_error" in r]
+    ax.plot([100 * r["weight_usage_rate"] for r in pts], [100 * r["test_error"] for r in pts],
+            "o", color="tab:blue", label=f"learned structure ({table.get('optimizer', 'sng')})")
+    for r in pts:
+        ax.annotate(f"eps0={r['label']}", (100 * r["weight_usage_rate"], 100 * r["test_error"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("weight usage rate (%)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(f"{table['task']} on {table['dataset']}, {table['epochs']} epochs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,127 @@
+"""``archopt structure`` and ``archopt structure sweep`` end to end on the embedded digits."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from archopt.runs import read_json
+from archopt.training import load_model
+
+TINY_MLP = {"space": "mlp", "in_features": 64, "widths": [24, 24], "num_classes": 10}
+TINY_DENSENET = {"space": "densenet", "in_channels": 1, "resolution": 8, "num_classes": 10,
+                 "stem": {"out": 6, "k": 3},
+                 "stages": [{"growth": 4, "layers": 3, "bottleneck": False},
+                            {"growth": 4, "layers": 3, "bottleneck": False}],
+                 "compression": 1.0}
+
+
+def _spec(tmp_path, spec, name):
+    p = tmp_path / name
+    p.write_text(json.dumps(spec))
+    return p
+
+
+def test_structure_mlp_units_writes_the_summary_and_a_loadable_compact_model(cli, tmp_path):
+    out = tmp_path / "run"
+    r = cli("structure", "--task", "mlp-units", "--data", "digits", "--space",
+            _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalty", "2^-4", "--theta-lr", "0.05",
+            "--epochs", "2", "--out", out, "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    for key in ("weight_usage_rate", "units_per_layer", "test_accuracy", "test_error", "params",
+                "params_full", "latency_ms", "latency_ms_supernet", "arch", "cost_usage_rate"):
+        assert key in s, key
+    assert s["test_error"] == 1 - s["test_accuracy"] and s["penalty"] == 2**-4
+    assert s["compact_test_accuracy"] == s["test_accuracy"]
+    assert s["params"] < s["params_full"] and s["weight_usage_rate"] == s["params"] / \
+        s["params_full"]
+    assert s["arch"]["unit_masks"] is not None
+    assert [sum(m) for m in s["arch"]["unit_masks"]] == s["units_per_layer"]
+    for f in ("config.json", "metrics.jsonl", "checkpoint.pt", "structure.json", "arch.json",
+              "model.pt", "summary.json"):
+        assert (out / f).exists(), f
+    model, spec, meta = load_model(out / "model.pt")
+    assert spec.kept_widths() == s["units_per_layer"] and meta["dataset"] == "digits"
+    assert sum(p.numel() for p in model.parameters()) == s["params"]
+    theta = read_json(out / "structure.json")["theta"]
+    assert [sum(t >= 0.5 for t in theta[:24]), sum(t >= 0.5 for t in theta[24:])] == \
+        s["units_per_layer"]
+    # the same folder again without --resume: refused, nothing touched
+    r2 = cli("structure", "--task", "mlp-units", "--data", "digits", "--out", out)
+    assert r2.exit_code == 2 and "--resume" in r2.output
+    r3 = cli("structure", "--task", "mlp-units", "--data", "digits", "--space",
+             _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalty", "2^-4", "--theta-lr", "0.05",
+             "--epochs", "2", "--out", out, "--device", "cpu", "--resume", "--json")
+    assert r3.exit_code == 0 and json.loads(r3.stdout)["test_error"] == s["test_error"]
+
+
+def _densenet_run(cli, tmp_path, out, penalty):
+    return cli("structure", "--task", "densenet-connections", "--data", "digits", "--space",
+               _spec(tmp_path, TINY_DENSENET, "dn.json"), f"--penalty={penalty}", "--epochs",
+               "1", "--max-steps-per-epoch", "6", "--test-subset", "100", "--out", out,
+               "--device", "cpu", "--no-latency", "--json")
+
+
+def test_structure_densenet_connections_end_to_end(cli, tmp_path):
+    out = tmp_path / "dn"
+    r = _densenet_run(cli, tmp_path, out, "-2^-3")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert len(s["connections_per_block"]) == 2 and s["connections_full"] == [10, 10]
+    assert s["steps"] == 6 and s["test_examples"] == 100
+    assert s["compact_max_abs_logit_difference"] < 1e-4
+    model, spec, _ = load_model(out / "model.pt")
+    assert spec.connections is not None
+    with torch.no_grad():
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_a_disconnected_structure_is_reported_and_the_run_kept(cli, tmp_path):
+    # 6 steps barely move theta; the penalty tips every undecided bit below 0.5, stage 1's
+    # output loses all its maps: a clear error, with the trained run kept for --resume
+    out = tmp_path / "dn"
+    r = _densenet_run(cli, tmp_path, out, "2^-3")
+    assert r.exit_code == 2 and "disconnected" in r.output and "lower the penalty" in r.output
+    s = read_json(out / "summary.json")
+    assert "compact_error" in s and s["connections_per_block"][1] == 0
+    assert (out / "checkpoint.pt").exists()
+
+
+def test_structure_user_errors_exit_2_with_one_line(cli, tmp_path):
+    cases = [
+        (["--task", "nope", "--out", tmp_path / "a"], "unknown structure task"),
+        (["--task", "mlp-units", "--penalty", "two", "--out", tmp_path / "b"],
+         "cannot read penalty"),
+        (["--task", "mlp-units", "--optimizer", "adam", "--out", tmp_path / "c"],
+         "sng, asng"),
+        (["--task", "mlp-units", "--data", "digits", "--space", "densenet-40-12", "--out",
+          tmp_path / "d"], "needs an mlp spec"),
+        (["--task", "mlp-units", "--data", "nosuchdata", "--out", tmp_path / "e"], "nosuchdata"),
+        (["--task", "mlp-units"], "--out are required"),
+    ]
+    for args, message in cases:
+        r = cli("structure", *args)
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.output, (message, r.output)
+        assert "Traceback" not in r.output
+
+
+def test_sweep_writes_table_plot_and_baselines(cli, tmp_path):
+    out = tmp_path / "sweep"
+    r = cli("structure", "sweep", "--task", "mlp-units", "--data", "digits", "--space",
+            _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3,0", "--theta-lr",
+            "0.05", "--epochs", "1", "--out", out, "--device", "cpu", "--no-latency", "--json")
+    assert r.exit_code == 0, r.output
+    t = json.loads(r.stdout)
+    assert [m["label"] for m in t["method"]] == ["2^-3", "0"]
+    assert (out / "tradeoff.png").stat().st_size > 1000
+    assert read_json(out / "sweep.json")["method"] == t["method"]
+    widths = [b["widths"] for b in t["baselines"]]
+    assert [24, 24] in widths and all(w[0] == w[1] for w in widths)  # uniformly thinned
+    for b in t["baselines"]:  # lambda x batch, lambda x epochs: the same number of steps
+        assert b["steps"] == t["method"][0]["steps"] == 1347 // 32
+    for c in t["comparison"]:
+        assert abs(c["baseline_weight_usage_rate"] - c["weight_usage_rate"]) < 0.1
+    assert t["cost"]["reference"] == "w24"
