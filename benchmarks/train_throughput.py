@@ -140,40 +140,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="steps per repeat (default: 1 on CPU, 20 on CUDA)")
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed steps first (default: 1 on CPU, 10 on CUDA)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", default=None,
+                   help="torch CPU threads; a comma-separated list times each (e.g. 1,2)")
     p.add_argument("--cpu-channels-last", action="store_true",
                    help="also time channels_last on CPU")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    threads = [int(t) for t in a.threads.split(",")] if a.threads else [torch.get_num_threads()]
+    load_at_start = list(os.getloadavg())
 
     results = []
-    devices = []
+    runs: list[tuple[torch.device, int | None, bool, torch.dtype | None]] = []
     if a.device in ("all", "cpu"):
-        devices.append(torch.device("cpu"))
+        for t in threads:
+            runs.append((torch.device("cpu"), t, False, None))
+            if a.cpu_channels_last:
+                runs.append((torch.device("cpu"), t, True, None))
     if a.device in ("all", "cuda") and torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
-    for dev in devices:
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        runs.append((torch.device("cuda"), None, False, None))
+        runs.append((torch.device("cuda"), None, True, amp))  # the trainer's CUDA default
+    for dev, t, cl, amp_dtype in runs:
         cuda = dev.type == "cuda"
         steps = a.steps or (20 if cuda else 1)
         warmup = a.warmup if a.warmup is not None else (10 if cuda else 1)
-        settings: list[tuple[bool, torch.dtype | None]] = [(False, None)]
-        if cuda:
-            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            settings.append((True, amp))  # what the trainer does on CUDA by default
-        elif a.cpu_channels_last:
-            settings.append((True, None))
-        for cl, amp_dtype in settings:
-            r = bench(dev, spec_name=a.spec, batch_size=a.batch_size, resolution=a.resolution,
-                      repeats=a.repeats, steps=steps, warmup=warmup, channels_last=cl,
-                      amp_dtype=amp_dtype)
-            print(f"{r['device']:>6} channels_last={cl!s:5} amp={r['amp_dtype']}: "
-                  f"step {r['step_ms']:.1f} ms ({r['step_images_per_s']:.1f} img/s), loader "
-                  f"{r['loader_ms_per_batch']:.1f} ms/batch ({100 * r['loader_share_of_step']:.1f}"
-                  f" % of loader+step), end-to-end {r['end_to_end_images_per_s']:.1f} img/s",
-                  flush=True)
-            results.append(r)
+        if t is not None:
+            torch.set_num_threads(t)
+        r = bench(dev, spec_name=a.spec, batch_size=a.batch_size, resolution=a.resolution,
+                  repeats=a.repeats, steps=steps, warmup=warmup, channels_last=cl,
+                  amp_dtype=amp_dtype)
+        print(f"{r['device']:>6} threads={r['threads']} channels_last={cl!s:5} "
+              f"amp={r['amp_dtype']}: step {r['step_ms']:.1f} ms ({r['step_images_per_s']:.1f} "
+              f"img/s), loader {r['loader_ms_per_batch']:.1f} ms/batch "
+              f"({100 * r['loader_share_of_step']:.1f} % of loader+step), end-to-end "
+              f"{r['end_to_end_images_per_s']:.1f} img/s", flush=True)
+        results.append(r)
     report = {
         "benchmark": "train_throughput",
         "spec": a.spec, "batch_size": a.batch_size,
@@ -182,7 +183,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                     num_classes=10).macs(a.resolution),
         "repeats": a.repeats,
         "machine": {"host": platform.node(), "cpu": _cpu_model_name(),
-                    "load_average_1_5_15": list(os.getloadavg()), **environment_info()},
+                    "load_average_1_5_15_at_start": load_at_start,
+                    "load_average_1_5_15_at_end": list(os.getloadavg()),
+                    **environment_info()},
         "results": results,
     }
     atomic_write_json(a.out, report)

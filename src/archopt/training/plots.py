@@ -45,13 +45,13 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     panels = [
-        ("loss (cross-entropy)", [("train_loss", "train"), ("test_loss", "test")], False),
+        ("loss (cross-entropy)", [("train_loss", "train"), ("test_loss", "test")]),
         ("accuracy / macro-F1", [("train_accuracy", "train accuracy"),
                                  ("test_accuracy", "test accuracy"),
-                                 ("test_macro_f1", "test macro-F1")], False),
-        ("learning rate (end of epoch)", [("lr", "lr")], True),
+                                 ("test_macro_f1", "test macro-F1")]),
+        ("learning rate (last step of the epoch)", [("lr", "lr")]),
     ]
-    for ax, (label, keys, log) in zip(axes, panels, strict=True):
+    for ax, (label, keys) in zip(axes, panels, strict=True):
         for key, name in keys:
             xs, ys = _series(rows, key)
             if xs:
@@ -59,8 +59,6 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
         ax.set_xlabel("epoch")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
-        if log and any(r.get("lr") for r in rows):
-            ax.set_yscale("log")
         if len(keys) > 1 and ax.lines:
             ax.legend(fontsize=8)
     if title:
