@@ -30,17 +30,17 @@ from archopt.cli.common import (
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", help="mlp-units (unit selection) | densenet-connections (connection selection).")]
 SpaceOpt = Annotated[str | None, typer.Option(
-    "--space", help="The supernet: a catalog name or JSON spec [default: mlp-3x784 / "
-                    "densenet-40-12].")]
+    "--space", help="The supernet: a catalog name or JSON spec (default: mlp-3x784 / "
+                    "densenet-40-12).")]
 OptimizerOpt = Annotated[str, typer.Option(
     "--optimizer", help="sng (fixed step eta, the ICANN paper) | asng (adaptive step).")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Passes over the training set.")]
 BatchOpt = Annotated[int, typer.Option(
     "--batch-size", help="Minibatch N of the method (each of the lambda structures sees it).")]
 LrOpt = Annotated[float | None, typer.Option(
-    "--lr", help="SGD learning rate of the weights [default: 0.01 mlp, 0.1 densenet].")]
+    "--lr", help="SGD learning rate of the weights (default: 0.01 mlp, 0.1 densenet).")]
 ThetaLrOpt = Annotated[float | None, typer.Option(
-    "--theta-lr", help="SNG step eta [default: 1/d].")]
+    "--theta-lr", help="SNG step eta (default: 1/d).")]
 LamOpt = Annotated[int, typer.Option("--lam", help="Structures per minibatch (lambda).")]
 StepsOpt = Annotated[int | None, typer.Option(
     "--max-steps-per-epoch", help="Cap the steps of each epoch (short schedules).")]
@@ -49,7 +49,8 @@ TrainSubOpt = Annotated[int | None, typer.Option(
 TestSubOpt = Annotated[int | None, typer.Option(
     "--test-subset", help="Test on a random subset of this many examples.")]
 AugOpt = Annotated[str | None, typer.Option(
-    "--augment", help="none | crop | flip | crop-flip [default: none mlp, crop-flip densenet].")]
+    "--augment", help="none | crop | flip | crop-flip (default: none mlp, crop-flip "
+                      "densenet).")]
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume", help="Continue the run(s) in --out from their checkpoints.")]
 NoLatencyOpt = Annotated[bool, typer.Option("--no-latency", help="Skip CPU latency.")]

@@ -158,8 +158,8 @@ def _restore(path: Path, model: nn.Module, sgd: torch.optim.Optimizer,
     if "epoch" not in state or ckpt.get("optimizer") is None:
         raise CheckpointError(f"{path} holds no training state; it cannot be resumed")
     saved = ckpt.get("config") or {}
-    diffs = [k for k in record if k not in ("device", "eval_every", "eval_batch_size")
-             and saved.get(k) != record[k]]
+    free = ("device", "eval_every", "eval_batch_size", "latency")  # may change on resume
+    diffs = [k for k in record if k.rsplit(".", 1)[-1] not in free and saved.get(k) != record[k]]
     if diffs:
         raise ArchoptError(f"cannot resume from {path}: it was made with different options "
                            f"({', '.join(diffs)}); resume with the original options (see "
