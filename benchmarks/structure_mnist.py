@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from archopt.data import BatchLoader, load_dataset
+from archopt.data import load_dataset
 from archopt.runs import atomic_write_json
 from archopt.spaces import load_spec
 from archopt.structure import SNG, Bernoulli, MaskedMLP
-from archopt.structure.loop import StructureConfig
+from archopt.structure.loop import StructureConfig, train_loop
 from archopt.structure.mlp import he_init
 from archopt.structure.run import adapt, default_train_config
 from archopt.structure.sweep import PAPER_PENALTIES, parse_penalty, plot_tradeoff, run_sweep
@@ -46,58 +46,32 @@ def load() -> float:
 
 
 def cost_benchmark(steps: int, repeats: int, seed: int = 0) -> dict:
-    """Median seconds per step of the joint method vs fixed training, timed alternately."""
+    """Median seconds per optimiser step of the joint method vs fixed training, both through
+    :func:`~archopt.structure.loop.train_loop` (the same code path), timed alternately."""
     ds = load_dataset("mnist")
     spec = adapt(load_spec("mlp-3x784"), ds)
     torch.manual_seed(seed)
     net = MaskedMLP(spec)
     fixed = he_init(spec.build())
     opt = SNG(Bernoulli(net.d), penalty=2**-7, eta=0.05, seed=seed)
+    cfg_m = default_train_config("mlp-units", epochs=1, batch_size=32, device="cpu", seed=seed)
+    cfg_f = default_train_config("mlp-units", epochs=1, batch_size=64, device="cpu", seed=seed)
 
-    def sgd(m):
-        return torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                               weight_decay=1e-4)
+    def method() -> float:
+        r = train_loop(net, ds, cfg_m, structure=opt, max_steps_per_epoch=steps)
+        return r.train_seconds / r.steps
 
-    s_net, s_fix = sgd(net), sgd(fixed)
-    l32 = BatchLoader(ds.train_x, ds.train_y, 32, mean=ds.mean, std=ds.std, shuffle=True,
-                      seed=seed, drop_last=True)
-    l64 = BatchLoader(ds.train_x, ds.train_y, 64, mean=ds.mean, std=ds.std, shuffle=True,
-                      seed=seed, drop_last=True)
-    it32, it64 = iter(l32), iter(l64)
-    net.train()
-    fixed.train()
+    def fixed_() -> float:
+        r = train_loop(fixed, ds, cfg_f, max_steps_per_epoch=steps)
+        return r.train_seconds / r.steps
 
-    def method_steps() -> float:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            x, y = next(it32)
-            masks = opt.ask()
-            net.set_structure(masks)
-            per = torch.nn.functional.cross_entropy(net(x), y.repeat(2), reduction="none")
-            losses = per.view(2, -1).mean(1)
-            s_net.zero_grad(set_to_none=True)
-            losses.mean().backward()
-            s_net.step()
-            opt.tell(masks, losses.detach().numpy())
-        return (time.perf_counter() - t0) / steps
-
-    def fixed_steps() -> float:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            x, y = next(it64)
-            loss = torch.nn.functional.cross_entropy(fixed(x), y)
-            s_fix.zero_grad(set_to_none=True)
-            loss.backward()
-            s_fix.step()
-        return (time.perf_counter() - t0) / steps
-
-    method_steps()  # warm-up
-    fixed_steps()
+    method()  # warm-up
+    fixed_()
     m, f, loads = [], [], []
     for _ in range(repeats):
         loads.append(load())
-        m.append(method_steps())
-        f.append(fixed_steps())
+        m.append(method())
+        f.append(fixed_())
     mm, fm = statistics.median(m), statistics.median(f)
     return {"steps_per_repeat": steps, "repeats": repeats,
             "method_ms_per_step": [1000 * v for v in m],
@@ -105,8 +79,9 @@ def cost_benchmark(steps: int, repeats: int, seed: int = 0) -> dict:
             "method_ms_median": 1000 * mm, "fixed_ms_median": 1000 * fm, "ratio": mm / fm,
             "ratio_per_repeat": [a / b for a, b in zip(m, f, strict=True)],
             "load_average_1min": loads,
-            "note": "method: lambda=2 structures x batch 32 in one fused pass + ask/tell; "
-                    "fixed: batch 64 full MLP; same optimiser, same rows per step"}
+            "note": "train_loop for both: method = lambda 2 structures x batch 32 (one fused "
+                    "pass) + ask/tell; fixed = the full MLP at batch 64; same optimiser, "
+                    "same rows per step"}
 
 
 def main() -> None:
