@@ -129,8 +129,9 @@ def test_stop_training_callback_ends_run_with_summary(digits, tmp_path):
 
 
 def test_same_seed_same_weights_and_in_process_resume_matches(digits, tmp_path):
+    digits = digits.subset(train=600, seed=1)
     cfg = TrainConfig(epochs=3, device="cpu", augment="crop", latency=False,
-                      label_smoothing=0.1, optimizer="adamw")
+                      label_smoothing=0.1, optimizer="adamw", batch_size=64)
     full = train("cnn-small", digits, cfg, tmp_path / "a", adapt=True, progress=False)
 
     def stop_at_2(row, model):

@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
             ("test accuracy", s["test_accuracy"]), ("test macro-F1", s["test_macro_f1"]),
             ("test loss", s["test_loss"]), ("train loss", s["train_loss"]),
             ("epochs", s["epochs"]), ("params", s["params"]), ("MACs", s["macs"]),
-            ("latency (ms, CPU, batch 1)", s["latency_ms"]), ("seconds", s["seconds"]),
+            ("latency (ms, CPU, batch 1, 1 thread)", s["latency_ms"]), ("seconds", s["seconds"]),
             ("device", s["device"] + (f" x{s['world_size']}" if s["world_size"] > 1 else "")),
         ])
         console.print(f"results in {out}", highlight=False)

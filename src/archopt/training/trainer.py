@@ -323,7 +323,8 @@ def _summary(model: nn.Module, spec: ArchSpec | None, data: ImageDataset, run: _
         macs, params = spec.macs(data.resolution), spec.params()
     else:
         macs, params = count_macs(cpu_model, data.input_shape), count_params(cpu_model)
-    latency = (measure_latency(cpu_model, data.input_shape, batch_size=1)
+    # one thread: the stable, comparable figure for batch-1 latency (no thread hand-offs)
+    latency = (measure_latency(cpu_model, data.input_shape, batch_size=1, threads=1)
                if cfg.latency and env.is_main else None)
     last = run.history[-1] if run.history else {}
     return {
@@ -334,7 +335,7 @@ def _summary(model: nn.Module, spec: ArchSpec | None, data: ImageDataset, run: _
                                    if r.get("test_accuracy") is not None),
                                   default=final["accuracy"]),
         "params": int(params), "macs": int(macs), "latency_ms": latency,
-        "latency_device": "cpu (batch 1)" if latency is not None else None,
+        "latency_device": "cpu (batch 1, 1 thread)" if latency is not None else None,
         "seconds": round(run.elapsed, 3), "epochs": run.epoch, "epochs_planned": cfg.epochs,
         "stopped_early": stopped, "dataset": data.name,
         "model": (spec.name or spec.space) if spec is not None else type(model).__name__,
@@ -369,8 +370,9 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
         ``test_loss`` (cross-entropy in nats, no label smoothing), ``train_loss`` (the training
         objective, with label smoothing, averaged over the last epoch), ``train_accuracy`` (on
         augmented batches in train mode), ``best_test_accuracy``, ``params``, ``macs`` (one
-        example), ``latency_ms`` (CPU, batch 1, median), ``seconds`` (training + per-epoch
-        evaluation, summed over resumed parts), ``epochs``, ``device``, ``world_size``, ...
+        example), ``latency_ms`` (CPU, batch 1, one thread, median of 30 passes), ``seconds``
+        (training + per-epoch evaluation, summed over resumed parts), ``epochs``, ``device``,
+        ``world_size``, ...
 
     Raises:
         InvalidConfig: a bad option (or ``resume`` without ``out``).
