@@ -1,0 +1,311 @@
+"""The multi-scale autoencoder over MLPs (SWAT-NN spec section 2; arXiv 2410.08339, section 3.2).
+
+Architecture (``C = channels = (32, 64, 128)`` in the paper):
+
+- one CNN *encoder per depth* (per array width ``W_L``; only the one matching an input is used):
+  3x3 conv ``1 -> C1`` + LeakyReLU, residual blocks ``C1 -> C2`` (stride 2), ``C2 -> C3``
+  (stride 2), ``C3 -> C3`` (7 conv layers in all), flatten. A ``7 x W`` input becomes
+  ``C3 x 2 x ceil(ceil(W/2)/2)``; with the paper's sizes the four feature sizes sum to 6144;
+- the features of all widths are concatenated (zeros where an encoder was not used) and a shared
+  MLP ``6144 -> 512 -> 256 -> 128`` gives the latent point ``z`` (``hidden = (512, 256)``,
+  ``latent_dim = 128``);
+- a shared MLP ``z -> 256 -> 512 -> 6144`` whose output is split per width; one *decoder per
+  depth* takes its part (reshaped to ``C3 x 2 x w``): residual block, transposed conv to
+  ``C2``, residual block, transposed conv to ``C1``, 3x3 conv, then an MLP head (one hidden layer
+  of ``head_hidden`` units) to the ``7 x W_L`` array;
+- the head's mask columns go through a sigmoid and are thresholded at 0.5; the weights of absent
+  units and the padding are zeroed (:func:`archopt.latent.encoding.structure_mask`), so every
+  decoded array is a clean MLP encoding.
+
+Every MLP is decoded by all decoders; the loss is *functional*: all decoded MLPs and the original
+run on the same fixed inputs (:func:`input_grid`), and per original the minimum over decoders of
+the output MSE is taken, averaged over the batch ("min-loss", :func:`min_decoder_loss`).
+
+Assumptions beyond the spec (named here and in the report):
+
+- the thresholded masks pass gradients straight through (``hard + soft - soft.detach()``): the
+  spec thresholds at 0.5, which alone would give the mask head no gradient;
+- LeakyReLU slope 0.01 inside the autoencoder; no normalisation layers (BatchNorm statistics
+  would differ between training and the single-point decoding of the search);
+- the decoder head has one hidden layer (``head_hidden = 256``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from archopt.errors import InvalidSpec
+from archopt.latent._config import Settings
+from archopt.latent.encoding import ArrayLayout, array_forward, structure_mask
+
+__all__ = [
+    "AutoencoderConfig",
+    "MultiScaleAutoencoder",
+    "decoder_errors",
+    "input_grid",
+    "min_decoder_loss",
+]
+
+_SLOPE = 0.01
+
+
+class AutoencoderConfig(Settings):
+    """Everything that fixes an autoencoder's architecture and the MLP family it covers.
+
+    Presets: :meth:`paper` (the paper's sizes, for a GPU), :meth:`small` (scaled down for a CPU:
+    channels (16, 32, 64), hidden (256, 256), head 128; latent stays 128-d) and :meth:`tiny`
+    (smoke tests).
+    """
+
+    what = "autoencoder config"
+
+    activation: Literal["sigmoid", "leaky_relu", "linear"] = "sigmoid"
+    negative_slope: float = Field(0.1, ge=0)
+    n_in: int = Field(3, ge=1)
+    max_width: int = Field(7, ge=1)
+    max_depth: int = Field(4, ge=1, le=8)
+    channels: tuple[int, int, int] = (32, 64, 128)
+    hidden: tuple[int, ...] = (512, 256)
+    latent_dim: int = Field(128, ge=1)
+    head_hidden: int = Field(256, ge=1)
+    # The family of training MLPs (generator settings).
+    widths: tuple[int, int] = (3, 6)
+    weight_range: float = Field(10.0, gt=0)
+    sparsities: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+    # The fixed inputs of the functional loss: a grid of `grid_points` per input on [-1, 1].
+    grid_points: int = Field(10, ge=2)
+
+
+    @model_validator(mode="after")
+    def _check(self) -> AutoencoderConfig:
+        ArrayLayout(self.n_in, self.max_width, self.max_depth)
+        if not 1 <= self.widths[0] <= self.widths[1] <= self.max_width:
+            raise ValueError(f"widths {self.widths} must lie in 1..max_width={self.max_width}")
+        if any(not 0 <= s < 1 for s in self.sparsities) or not self.sparsities:
+            raise ValueError(f"sparsities must be in [0, 1), got {self.sparsities}")
+        if any(c < 1 for c in self.channels) or any(h < 1 for h in self.hidden):
+            raise ValueError("channels and hidden sizes must be >= 1")
+        return self
+
+    @property
+    def layout(self) -> ArrayLayout:
+        return ArrayLayout(self.n_in, self.max_width, self.max_depth)
+
+    @classmethod
+    def paper(cls, activation: str = "sigmoid", **changes: object) -> AutoencoderConfig:
+        """The paper's sizes (channels 32/64/128, FC 6144-512-256-128)."""
+        return cls(activation=activation, **changes)
+
+    @classmethod
+    def small(cls, activation: str = "sigmoid", **changes: object) -> AutoencoderConfig:
+        """Scaled down for CPU training (about 10x fewer multiply-adds than :meth:`paper`)."""
+        base: dict[str, object] = dict(channels=(16, 32, 64), hidden=(256, 256), head_hidden=128)
+        return cls(activation=activation, **{**base, **changes})
+
+
+    @classmethod
+    def tiny(cls, activation: str = "sigmoid", **changes: object) -> AutoencoderConfig:
+        """A few thousand parameters: for smoke tests and examples, not for real searches."""
+        base: dict[str, object] = dict(channels=(4, 8, 8), hidden=(32,), latent_dim=16,
+                                       head_hidden=16)
+        return cls(activation=activation, **{**base, **changes})
+
+
+#: Named configurations for ``archopt latent train --preset``.
+PRESETS = {"paper": AutoencoderConfig.paper, "small": AutoencoderConfig.small,
+           "tiny": AutoencoderConfig.tiny}
+
+
+def input_grid(n_in: int, points: int = 10, *, low: float = -1.0, high: float = 1.0,
+               max_points: int = 4096, device: torch.device | str | None = None) -> torch.Tensor:
+    """The fixed inputs of the functional loss: a ``points^n_in`` grid on ``[low, high]^n_in``.
+
+    Paper: a 10 x 10 x 10 grid on [-1, 1]^3. When ``points^n_in > max_points`` (many inputs) the
+    grid is replaced by ``max_points`` fixed quasi-random points (a scrambled Sobol sequence with
+    seed 0), so the loss stays affordable.
+
+    Returns: ``(P, n_in)`` float32.
+    """
+    if points ** n_in <= max_points:
+        axis = torch.linspace(low, high, points)
+        g = torch.cartesian_prod(*([axis] * n_in)) if n_in > 1 else axis.unsqueeze(1)
+    else:
+        sobol = torch.quasirandom.SobolEngine(n_in, scramble=True, seed=0)
+        g = low + (high - low) * sobol.draw(max_points)
+    return g.to(device=device, dtype=torch.float32)
+
+
+def _down(n: int) -> int:
+    """Side after a 3x3 stride-2 conv with padding 1."""
+    return (n - 1) // 2 + 1
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.act = nn.LeakyReLU(_SLOPE)
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out
+                     else nn.Conv2d(c_in, c_out, 1, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2(self.act(self.conv1(x))) + self.skip(x))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, channels: tuple[int, int, int]) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self.net = nn.Sequential(nn.Conv2d(1, c1, 3, 1, 1), nn.LeakyReLU(_SLOPE),
+                                 _ResBlock(c1, c2, 2), _ResBlock(c2, c3, 2), _ResBlock(c3, c3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.unsqueeze(1)).flatten(1)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, channels: tuple[int, int, int], rows: int, width: int,
+                 head_hidden: int) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        h1, w1 = _down(rows), _down(width)
+        h2, w2 = _down(h1), _down(w1)
+        self.shape = (c3, h2, w2)
+        self.rows, self.width = rows, width
+
+        def up(c_in: int, c_out: int, src: tuple[int, int], dst: tuple[int, int]) -> nn.Module:
+            pad = (dst[0] - (2 * src[0] - 1), dst[1] - (2 * src[1] - 1))
+            return nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=pad)
+
+        self.net = nn.Sequential(
+            _ResBlock(c3, c3), up(c3, c2, (h2, w2), (h1, w1)), nn.LeakyReLU(_SLOPE),
+            _ResBlock(c2, c2), up(c2, c1, (h1, w1), (rows, width)), nn.LeakyReLU(_SLOPE),
+            nn.Conv2d(c1, c1, 3, 1, 1), nn.LeakyReLU(_SLOPE), nn.Flatten(),
+            nn.Linear(c1 * rows * width, head_hidden), nn.LeakyReLU(_SLOPE),
+            nn.Linear(head_hidden, rows * width))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        out = self.net(feats.view(-1, *self.shape))
+        return out.view(-1, self.rows, self.width)
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(_SLOPE))
+    return nn.Sequential(*layers)
+
+
+class MultiScaleAutoencoder(nn.Module):
+    """Encoders per width, a shared latent embedding, decoders per depth (see module docstring).
+
+    Args:
+        config: the :class:`AutoencoderConfig`.
+
+    Shapes: :meth:`encode` maps ``{depth: (B_L, H, W_L)}`` to ``(sum B_L, latent_dim)`` (depths in
+    increasing order); :meth:`decode` maps ``(B, latent_dim)`` to ``(B, H, W_L)`` clean arrays for
+    one depth.
+    """
+
+    def __init__(self, config: AutoencoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layout = config.layout
+        H = self.layout.rows
+        c3 = config.channels[2]
+        self.feature_sizes = [c3 * _down(_down(H)) * _down(_down(self.layout.width(L)))
+                              for L in self.layout.depths]
+        total = sum(self.feature_sizes)
+        self.offsets = [sum(self.feature_sizes[:i]) for i in range(len(self.feature_sizes))]
+        self.encoders = nn.ModuleList(_Encoder(config.channels) for _ in self.layout.depths)
+        self.embed = _mlp([total, *config.hidden, config.latent_dim])
+        self.expand = nn.Sequential(_mlp([config.latent_dim, *reversed(config.hidden), total]),
+                                    nn.LeakyReLU(_SLOPE))
+        self.decoders = nn.ModuleList(
+            _Decoder(config.channels, H, self.layout.width(L), config.head_hidden)
+            for L in self.layout.depths)
+
+    @property
+    def depths(self) -> list[int]:
+        return list(self.layout.depths)
+
+    def encode(self, arrays: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Embed MLP arrays grouped by depth; returns ``(B, latent_dim)`` in depth order."""
+        total = sum(self.feature_sizes)
+        parts = []
+        for L in sorted(arrays):
+            x = arrays[L]
+            if x.dim() != 3 or tuple(x.shape[1:]) != (self.layout.rows, self.layout.width(L)):
+                raise InvalidSpec(f"depth {L}: expected arrays (B, {self.layout.rows}, "
+                                  f"{self.layout.width(L)}), got {tuple(x.shape)}")
+            f = self.encoders[L - 1](x)
+            i = self.offsets[L - 1]
+            feats = x.new_zeros(x.shape[0], total)
+            feats[:, i:i + f.shape[1]] = f
+            parts.append(feats)
+        return self.embed(torch.cat(parts))
+
+    def decode_raw(self, z: torch.Tensor, depth: int) -> torch.Tensor:
+        """The decoder head's raw ``(B, H, W_L)`` output (before masks)."""
+        depth = self.layout.check_depth(depth)
+        h = self.expand(z)
+        i = self.offsets[depth - 1]
+        return self.decoders[depth - 1](h[:, i:i + self.feature_sizes[depth - 1]])
+
+    def decode(self, z: torch.Tensor, depth: int) -> torch.Tensor:
+        """Decode latent points to clean MLP arrays with ``depth`` hidden layers.
+
+        Mask columns: ``sigmoid > 0.5`` (straight-through gradient); weights of absent units and
+        padding are zero. Returns ``(B, H, W_L)``.
+        """
+        raw = self.decode_raw(z, depth)
+        wc = self.layout.weight_cols(depth)
+        soft = torch.sigmoid(raw[..., wc:])
+        masks = (soft > 0.5).to(soft.dtype) + soft - soft.detach()
+        weights = raw[..., :wc] * structure_mask(masks, self.layout)
+        return torch.cat([weights, masks], dim=-1)
+
+    def forward(self, arrays: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """Encode, then decode with every decoder: ``{depth: (B, H, W_depth)}``."""
+        z = self.encode(arrays)
+        return {L: self.decode(z, L) for L in self.depths}
+
+
+def decoder_errors(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
+                   grid: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+    """Functional errors of every decoder on a batch.
+
+    Returns:
+        ``mse``: ``(B, D)`` output MSE on ``grid`` of decoder ``d`` (depth ``d + 1``) vs the
+        original; ``y``: ``(B, P)`` the originals' outputs; ``preds``: ``{depth: (B, P)}``.
+        Rows are in increasing depth order of ``arrays``.
+    """
+    cfg = model.config
+    lay = model.layout
+    y = torch.cat([array_forward(arrays[L], grid, lay, cfg.activation, cfg.negative_slope)
+                   for L in sorted(arrays)])
+    decoded = model(arrays)
+    preds = {L: array_forward(a, grid, lay, cfg.activation, cfg.negative_slope)
+             for L, a in decoded.items()}
+    mse = torch.stack([((preds[L] - y) ** 2).mean(1) for L in model.depths], dim=1)
+    return mse, y, preds
+
+
+def min_decoder_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
+                     grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The min-loss: mean over the batch of the minimum over decoders of the output MSE.
+
+    Returns: ``(loss, best)``: the scalar loss and ``(B,)`` the index of the best decoder
+    (depth - 1) for each original.
+    """
+    mse, _, _ = decoder_errors(model, arrays, grid)
+    best_mse, best = mse.min(dim=1)
+    return best_mse.mean(), best

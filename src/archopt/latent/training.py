@@ -1,0 +1,373 @@
+"""Training the multi-scale autoencoder: on-the-fly random MLPs, checkpoint/resume, MdPE validation.
+
+Follows the SWAT-NN spec section 2: batches of 32 random sparse MLPs (depths 1-4 x sparsities
+0.5/0.7/0.8/0.9), Adam with lr 1e-4 halved every 2 epochs (an "epoch" is ``epoch_steps`` batches;
+paper: 150,001), the min-over-decoders functional loss on the fixed input grid.
+
+Reproducibility and resume: the batch of step ``k`` is drawn from its own generator seeded with
+``(seed, k)``, and the checkpoint holds the model, the optimiser state and the step, so a run
+interrupted and resumed produces the same weights as an uninterrupted one (same device).
+
+Validation: ``val_batches`` batches from fixed seeds (independent of the training seed). For each
+validation MLP the best decoder is the one with the smallest output MSE on the grid; its
+*percentage error* is ``100 * mean_p |y_hat_p - y_p| / mean_p |y_p|`` over the grid points ``p``
+(a relative L1 error, robust to outputs near 0), and the **MdPE** is the median of that error over
+the validation MLPs (assumption: the paper reports MdPE without spelling out the per-MLP error).
+
+Result folder (``--out``): ``config.json``, ``metrics.jsonl`` (``{"step", "loss", "lr"}`` every
+``log_every`` steps, ``{"step", "val_loss", "val_mdpe", ...}`` at every validation),
+``autoencoder.pt`` (the resumable checkpoint, written atomically every ``checkpoint_every`` steps
+and at the end), ``summary.json`` and ``training.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from archopt.errors import CheckpointError, InvalidSpec, TrainingDiverged
+from archopt.latent._config import Settings
+from archopt.latent.autoencoder import (
+    AutoencoderConfig,
+    MultiScaleAutoencoder,
+    decoder_errors,
+    input_grid,
+)
+from archopt.latent.generator import training_batch
+from archopt.progress import Progress
+from archopt.runs import ResultDir, atomic_torch_save
+from archopt.runtime import resolve_device, seed_everything, torch_generator
+
+__all__ = [
+    "CHECKPOINT",
+    "TrainConfig",
+    "evaluate",
+    "load_autoencoder",
+    "percentage_errors",
+    "train_autoencoder",
+]
+
+CHECKPOINT = "autoencoder.pt"
+_FORMAT = "archopt.latent.autoencoder/1"
+_VAL_SEED = 1_000_000_007
+# Training settings that may change between a run and its resumption (bookkeeping only).
+_RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "log_every", "val_batches"}
+
+
+class TrainConfig(Settings):
+    """How to train (the paper's values as defaults, except ``steps``)."""
+
+    what = "training config"
+
+    steps: int = Field(1000, ge=0, description="total batches (paper: 150,001 x 10 epochs)")
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    epoch_steps: int = Field(150_001, ge=1, description="batches per epoch (lr schedule)")
+    decay: float = Field(0.5, gt=0, le=1, description="lr factor every `decay_epochs` epochs")
+    decay_epochs: int = Field(2, ge=1)
+    seed: int = 0
+    val_every: int = Field(500, ge=1)
+    val_batches: int = Field(8, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    log_every: int = Field(50, ge=1)
+
+
+    def lr_at(self, step: int) -> float:
+        """Step decay: ``lr * decay ** (step // (decay_epochs * epoch_steps))``."""
+        return self.lr * self.decay ** (step // (self.decay_epochs * self.epoch_steps))
+
+
+def _adam(params: Any, lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where this torch build supports it (2-3x faster steps on CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch / unsupported device
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    return torch_generator((int(seed) * 1_000_003 + int(step)) % (2**62), device)
+
+
+def percentage_errors(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-MLP percentage error ``100 * mean|pred - y| / mean|y|`` over the last dim: ``(B,)``.
+
+    An original whose outputs are all exactly 0 gets 0 % when the prediction is 0 too, else inf.
+    """
+    num = (pred - y).abs().mean(-1)
+    den = y.abs().mean(-1)
+    return torch.where(den > 0, 100 * num / den.clamp_min(1e-30),
+                       torch.where(num > 0, torch.full_like(num, math.inf),
+                                   torch.zeros_like(num)))
+
+
+@torch.no_grad()
+def evaluate(model: MultiScaleAutoencoder, *, batches: int = 8, batch_size: int = 32,
+             seed: int = _VAL_SEED, device: torch.device | str | None = None) -> dict[str, Any]:
+    """Validation on fixed-seed batches: min-loss, MdPE (overall and per original depth) and how
+    often each decoder is the best.
+
+    Returns: ``{"val_loss", "val_mdpe", "val_mdpe_by_depth": {L: %}, "decoder_share": {L: frac},
+    "val_mlps"}``.
+    """
+    cfg = model.config
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    grid = input_grid(cfg.n_in, cfg.grid_points, device=device)
+    losses, errors, depths, bests = [], [], [], []
+    for b in range(batches):
+        arrays = training_batch(batch_size, cfg.layout, generator=torch_generator(seed + b, device),
+                                sparsities=cfg.sparsities, widths=cfg.widths,
+                                weight_range=cfg.weight_range, device=device)
+        mse, y, preds = decoder_errors(model, arrays, grid)
+        best_mse, best = mse.min(1)
+        stacked = torch.stack([preds[L] for L in model.depths], dim=1)  # (B, D, P)
+        best_pred = stacked[torch.arange(len(best), device=device), best]
+        losses.append(best_mse)
+        errors.append(percentage_errors(best_pred, y))
+        depths.append(torch.cat([torch.full((a.shape[0],), L) for L, a in sorted(arrays.items())]))
+        bests.append(best.cpu() + 1)
+    model.train(was_training)
+    err = torch.cat(errors).cpu()
+    dep = torch.cat(depths)
+    best_all = torch.cat(bests)
+    return {
+        "val_loss": float(torch.cat(losses).mean()),
+        "val_mdpe": float(err.median()),
+        "val_mdpe_by_depth": {int(L): float(err[dep == L].median()) for L in model.depths
+                              if bool((dep == L).any())},
+        "decoder_share": {int(L): float((best_all == L).float().mean()) for L in model.depths},
+        "val_mlps": int(err.numel()),
+    }
+
+
+def _checkpoint(model: MultiScaleAutoencoder, opt: torch.optim.Optimizer | None,
+                train: TrainConfig, step: int, elapsed: float) -> dict[str, Any]:
+    return {"format": _FORMAT, "config": model.config.model_dump(mode="json"),
+            "train": train.model_dump(mode="json"), "step": int(step), "elapsed_s": float(elapsed),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict() if opt is not None else None}
+
+
+def _read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"no autoencoder checkpoint at {path} (train one with `archopt "
+                              "latent train --out DIR`, then pass DIR)")
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # corrupt / truncated / not a torch file
+        raise CheckpointError(f"cannot read autoencoder checkpoint {path}: "
+                              f"{type(err).__name__}: {err}") from None
+    if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
+        raise CheckpointError(f"{path} is not an archopt latent autoencoder checkpoint "
+                              f"(expected format {_FORMAT!r})")
+    return ck
+
+
+def load_autoencoder(path: str | Path, device: torch.device | str | None = "cpu"
+                     ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
+    """Load a trained autoencoder (a result folder of ``archopt latent train`` or its ``.pt``).
+
+    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "train",
+    "config"}``.
+
+    Raises: CheckpointError when the file is missing, unreadable or does not fit its config.
+    """
+    dev = resolve_device(device)
+    ck = _read_checkpoint(Path(path), dev)
+    try:
+        config = AutoencoderConfig(**ck["config"])
+    except (InvalidSpec, TypeError) as err:
+        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from None
+    model = MultiScaleAutoencoder(config).to(dev)
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path} does not match its config: "
+                              f"{str(err).splitlines()[0]}") from None
+    model.eval()
+    return model, {k: ck.get(k) for k in ("step", "elapsed_s", "train", "config")}
+
+
+def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: TrainConfig,
+                     path: Path) -> None:
+    old_cfg = ck.get("config", {})
+    new_cfg = config.model_dump(mode="json")
+    diff = [k for k in new_cfg if old_cfg.get(k) != new_cfg[k]]
+    old_tr = ck.get("train", {})
+    new_tr = train.model_dump(mode="json")
+    diff += [k for k in new_tr if k not in _RESUMABLE_CHANGES and old_tr.get(k) != new_tr[k]]
+    if diff:
+        details = ", ".join(f"{k}: {old_cfg.get(k, old_tr.get(k))!r} -> "
+                            f"{new_cfg.get(k, new_tr.get(k))!r}" for k in diff)
+        raise CheckpointError(f"{path} holds a run with other settings ({details}); resume it "
+                              "with the same settings, use another --out, or --no-resume to "
+                              "start over")
+
+
+def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    va = [(r["step"], r["val_mdpe"]) for r in rows if r.get("val_mdpe") is not None]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    if tr:
+        ax[0].plot(*zip(*tr, strict=True), lw=1)
+        ax[0].set_yscale("log")
+    ax[0].set(xlabel="step", ylabel="min-over-decoders MSE", title="training loss")
+    if va:
+        ax[1].plot(*zip(*va, strict=True), marker="o")
+    ax[1].set(xlabel="step", ylabel="MdPE (%)", title="validation MdPE")
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = rd.file(".training.png.tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    tmp.replace(rd.file("training.png"))
+
+
+def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainConfig, *,
+                      device: str | torch.device | None = "auto", resume: bool = True,
+                      max_minutes: float | None = None,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """Train (or resume training) an autoencoder into the result folder ``out``.
+
+    Args:
+        out: result folder; an ``autoencoder.pt`` already there is resumed when ``resume``.
+        config: architecture and MLP family.
+        train: schedule and bookkeeping; ``train.steps`` is the total (a resumed run continues to
+            it; a run already there only re-validates).
+        device: ``auto``/``cpu``/``cuda``.
+        resume: False starts over (an existing checkpoint and log are replaced).
+        max_minutes: optional wall-time bound for this call: training stops (with a checkpoint
+            and a validation) at the first step past it; rerun to continue.
+        progress: an optional progress bar (advanced once per step).
+
+    Returns: the summary (also written to ``summary.json``): ``steps``, ``minutes`` (training
+    wall time, all sessions), ``final_loss`` (mean of the last logged losses), ``val_mdpe``,
+    ``val_mdpe_by_depth``, ``decoder_share``, ``params``, ``device``.
+
+    Raises: CheckpointError (an incompatible checkpoint), TrainingDiverged (non-finite loss; the
+    last checkpoint is kept).
+    """
+    dev = resolve_device(device)
+    rd = ResultDir(out)
+    ck_path = rd.file(CHECKPOINT)
+    seed_everything(train.seed)
+    model = MultiScaleAutoencoder(config).to(dev)
+    opt = _adam(model.parameters(), train.lr)
+    step, elapsed, saved_step = 0, 0.0, -1
+    if resume and ck_path.exists():
+        ck = _read_checkpoint(ck_path, dev)
+        _check_resumable(ck, config, train, ck_path)
+        try:
+            model.load_state_dict(ck["model"])
+            if ck.get("optimizer") is not None:
+                opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(f"{ck_path} does not fit this model: "
+                                  f"{str(err).splitlines()[0]}") from None
+        step, elapsed = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+        saved_step = step
+        rd.keep_metrics(lambda r: int(r.get("step", 0)) <= step)
+    else:
+        rd.write_lines(rd.METRICS, [])
+    rd.write_config({"command": "latent train", "autoencoder": config.model_dump(mode="json"),
+                     "train": train.model_dump(mode="json"), "device": str(dev),
+                     "resumed_from_step": step})
+    params = sum(p.numel() for p in model.parameters())
+    grid = input_grid(config.n_in, config.grid_points, device=dev)
+
+    def save() -> None:
+        nonlocal saved_step
+        atomic_torch_save(_checkpoint(model, opt, train, step, elapsed), ck_path)
+        saved_step = step
+
+    def validate() -> dict[str, Any]:
+        v = {"step": step, **evaluate(model, batches=train.val_batches,
+                                      batch_size=train.batch_size, device=dev)}
+        rd.append_metrics(v)
+        return v
+
+    model.train()
+    recent: list[float] = []
+    window: list[float] = []
+    if progress is not None:
+        progress.done = float(step)
+    t0 = time.perf_counter()
+    last_val: dict[str, Any] | None = None
+    deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
+    while step < train.steps:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        lr = train.lr_at(step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        arrays = training_batch(train.batch_size, config.layout,
+                                generator=_step_generator(train.seed, step, dev),
+                                sparsities=config.sparsities, widths=config.widths,
+                                weight_range=config.weight_range, device=dev)
+        mse, _, _ = decoder_errors(model, arrays, grid)
+        loss = mse.min(1).values.mean()
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"the loss became {loss.item()} at step {step}; the last "
+                                   f"checkpoint ({ck_path}) is kept; try a smaller --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        value = loss.item()
+        window.append(value)
+        if step % train.log_every == 0 or step == train.steps:
+            now = time.perf_counter()
+            row = {"step": step, "loss": sum(window) / len(window), "lr": lr,
+                   "elapsed_s": elapsed + now - t0}
+            rd.append_metrics(row)
+            recent = [*recent, row["loss"]][-5:]
+            window = []
+        if progress is not None:
+            progress.advance(1, loss=value)
+        if step % train.val_every == 0 or step == train.steps:
+            last_val = validate()
+            if progress is not None:
+                progress.log(f"step {step}: val MdPE {last_val['val_mdpe']:.1f}%, "
+                             f"val loss {last_val['val_loss']:.4g}")
+        if step % train.checkpoint_every == 0 or step == train.steps:
+            now = time.perf_counter()
+            elapsed, t0 = elapsed + now - t0, now
+            save()
+    if window:  # stopped by max_minutes between two log rows
+        rd.append_metrics({"step": step, "loss": sum(window) / len(window),
+                           "lr": train.lr_at(step - 1),
+                           "elapsed_s": elapsed + time.perf_counter() - t0})
+        recent = [*recent, sum(window) / len(window)][-5:]
+    if last_val is None or last_val["step"] != step:
+        prior = [r for r in rd.read_metrics() if "val_mdpe" in r and r.get("step") == step]
+        last_val = prior[-1] if prior else validate()
+    elapsed += time.perf_counter() - t0
+    if saved_step != step:
+        save()
+    rows = rd.read_metrics()
+    if not recent:
+        recent = [r["loss"] for r in rows if "loss" in r][-5:]
+    summary = {
+        "command": "latent train", "activation": config.activation, "steps": step,
+        "minutes": elapsed / 60, "final_loss": sum(recent) / len(recent) if recent else None,
+        **{k: v for k, v in last_val.items() if k != "step"}, "params": params, "device": str(dev),
+        "checkpoint": str(ck_path),
+    }
+    rd.write_summary(summary)
+    _plot(rd, rows, f"SWAT-NN autoencoder ({config.activation})")
+    return summary
