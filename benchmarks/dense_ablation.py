@@ -79,12 +79,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "budgets": budgets.as_dict(), "environment": environment_info(), "models": [],
     }
 
-    models: dict[str, dict[str, Any]] = {}
+    models: dict[str, dict[str, Any]] = {
+        "baseline": {"name": "DenseNet-BC (L=100, k=12)", "folder": "baseline", "betas": [],
+                     "spec": baseline, "arch": _arch(baseline)}}  # trained first: the reference
     for beta in args.betas:
         r = design("densenet", budgets, solver="bnb", resolution=28, in_channels=1,
                    num_classes=10, beta=beta)
         key = str(_arch(r.spec))
-        entry = models.setdefault(key, {"name": f"dense-opt beta={beta:g}", "betas": [],
+        entry = models.setdefault(key, {"name": f"dense-opt beta={beta:g}",
+                                        "folder": f"dense-opt-beta{beta:g}", "betas": [],
                                         "spec": r.spec, "arch": _arch(r.spec),
                                         "bnb_seconds": r.seconds,
                                         "bnb_nodes": r.stats["nodes_explored"]})
@@ -92,13 +95,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         entry.setdefault("objective_by_beta", {})[str(beta)] = r.metrics["objective"]
         print(f"beta={beta:g}: design {entry['arch']} ({r.metrics['params']:,} params, "
               f"{r.metrics['macs']:,} MACs) in {r.seconds:.2f} s", file=sys.stderr, flush=True)
-    models["baseline"] = {"name": "DenseNet-BC (L=100, k=12)", "betas": [], "spec": baseline,
-                          "arch": _arch(baseline)}
 
-    for i, entry in enumerate(models.values()):
+    for entry in models.values():
         spec = entry["spec"]
         t0 = time.perf_counter()
-        res = train(spec, data, recipe, out=args.runs / f"model{i}", resume=True,
+        res = train(spec, data, recipe, out=args.runs / entry["folder"], resume=True,
                     progress=False)
         s = res.summary
         row = {"name": entry["name"], "betas": entry["betas"], "arch": entry["arch"],
