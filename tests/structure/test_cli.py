@@ -125,3 +125,13 @@ def test_sweep_writes_table_plot_and_baselines(cli, tmp_path):
     for c in t["comparison"]:
         assert abs(c["baseline_weight_usage_rate"] - c["weight_usage_rate"]) < 0.1
     assert t["cost"]["reference"] == "w24"
+    # rerun: finished runs are reused; with other options they are refused, not mixed in
+    again = cli("structure", "sweep", "--task", "mlp-units", "--data", "digits", "--space",
+                _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3,0", "--theta-lr",
+                "0.05", "--epochs", "1", "--out", out, "--device", "cpu", "--no-latency",
+                "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["method"] == t["method"]
+    other = cli("structure", "sweep", "--task", "mlp-units", "--data", "digits", "--space",
+                _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3", "--epochs", "2",
+                "--out", out, "--device", "cpu", "--no-latency")
+    assert other.exit_code == 2 and "other options" in other.output

@@ -125,6 +125,17 @@ def _prepare_out(out: str | Path, resume: bool) -> ResultDir:
     return rd
 
 
+def _same_options(rd: ResultDir, options: dict[str, Any]) -> None:
+    """A finished run is reused only when it was made with the same options."""
+    saved = rd.read_config() if rd.exists(ResultDir.CONFIG) else {}
+    ignore = ("device", "eval_every", "eval_batch_size", "latency")
+    diffs = [f"{block}.{k}" for block, opts in options.items() for k, v in opts.items()
+             if k not in ignore and (saved.get(block) or {}).get(k) != v]
+    if diffs:
+        raise ArchoptError(f"{rd.path} holds a finished run made with other options "
+                           f"({', '.join(diffs)}); choose another --out")
+
+
 def _structure_report(supernet: Supernet, theta: np.ndarray, mode: np.ndarray) -> dict[str, Any]:
     canon = supernet.canonical(mode[None])[0]
     if isinstance(supernet, MaskedMLP):
@@ -172,6 +183,7 @@ def run_structure(task: str, data: ImageDataset | str, *, out: str | Path,
     if resume and rd.exists(ResultDir.SUMMARY):
         summary = rd.read_summary()
         if summary.get("complete"):
+            _same_options(rd, {"structure": structure.to_dict(), "train": train.to_dict()})
             return summary
     ds = _load_data(data, data_dir, structure.train_subset, structure.test_subset, train.seed)
     seed_everything(train.seed)
@@ -273,6 +285,7 @@ def run_fixed(spec: ArchSpec, data: ImageDataset | str, *, out: str | Path,
     if resume and rd.exists(ResultDir.SUMMARY):
         s = rd.read_summary()
         if s.get("complete"):
+            _same_options(rd, {"train": train.to_dict()})
             return s
     ds = _load_data(data, data_dir, train_subset, test_subset, train.seed)
     spec = adapt(load_spec(spec), ds)

@@ -115,8 +115,13 @@ def _baseline_specs(task: str, supernet: Any, targets: list[int], seed: int
     if isinstance(full, MLPSpec):
         widths = sorted({uniform_width(full, p) for p in targets} | {max(full.widths)},
                         reverse=True)
+        kept: list[tuple[int, int]] = []  # (width, params); near-duplicates (< 1 %) merged
         for w in widths:
-            out.append((f"w{w}", full.replace(widths=[w] * len(full.widths))))
+            spec = full.replace(widths=[w] * len(full.widths))
+            if kept and abs(kept[-1][1] - spec.params()) < 0.01 * kept[-1][1]:
+                continue
+            kept.append((w, spec.params()))
+            out.append((f"w{w}", spec))
         return out
     assert isinstance(full, DenseNetSpec)
     out.append(("full", full))
