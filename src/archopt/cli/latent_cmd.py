@@ -89,6 +89,8 @@ def train_cmd(
         "--epoch-steps", help="Batches per 'epoch' of the lr schedule (x0.5 every 2 epochs).")
     ] = 150_001,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 500,
+    val_batches: Annotated[int, typer.Option(
+        "--val-batches", help="Fixed-seed validation batches (MdPE).")] = 8,
     max_minutes: Annotated[float | None, typer.Option(
         "--max-minutes", help="Stop (checkpointed) after this wall time; rerun to continue.")
     ] = None,
@@ -107,7 +109,8 @@ def train_cmd(
         raise InvalidSpec(f"unknown --preset {preset!r} (use one of: {', '.join(PRESETS)})")
     config = PRESETS[preset](activation)
     train = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, epoch_steps=epoch_steps,
-                        seed=seed, val_every=val_every, checkpoint_every=val_every)
+                        seed=seed, val_every=val_every, checkpoint_every=val_every,
+                        val_batches=val_batches)
     with progress(steps, f"latent train ({activation})") as bar:
         summary = train_autoencoder(out, config, train, device=device, resume=resume,
                                     max_minutes=max_minutes, progress=bar)

@@ -268,7 +268,7 @@ class MultiScaleAutoencoder(nn.Module):
         raw = self.decode_raw(z, depth)
         wc = self.layout.weight_cols(depth)
         soft = torch.sigmoid(raw[..., wc:])
-        masks = (soft > 0.5).to(soft.dtype) + soft - soft.detach()
+        masks = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1 forward
         weights = raw[..., :wc] * structure_mask(masks, self.layout)
         return torch.cat([weights, masks], dim=-1)
 
