@@ -4,8 +4,9 @@ Setting of the issue: NP = 100 block vectors of ResNet-18 (CIFAR stem, 3x32x32 i
 classes; N_bins = 10,000 blocking), one super-batch of 128 images, objective 1 - macro-F1 on the
 device. Each path evaluates the same ``--candidates`` members of the population (all NP by
 default on CUDA; a few on CPU, where one candidate costs 128 ResNet-18 forwards, ~71 GMACs);
-the figure is candidates / median seconds over ``--repeats`` timed runs after one warm-up, in
-wall seconds and in process CPU seconds (on a shared machine the two differ).
+the figure is candidates / median seconds over ``--repeats`` timed rounds after a warm-up
+round (each round times every path once), in wall seconds and in process CPU seconds (on a
+shared machine the two differ).
 The image content does not change the cost, so the super-batch is random (CIFAR-10 is not
 available on these machines).
 
@@ -19,7 +20,6 @@ choice the evaluator's measured rule makes).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -42,22 +42,13 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def _time(fn, dev: torch.device, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall seconds and process CPU seconds (all threads) of ``repeats`` calls after a warm-up.
-
-    On a shared machine the CPU seconds say what the work costs when the process is not kept
-    waiting; the wall seconds are the throughput actually had.
-    """
-    fn()  # warm-up
+def _once(fn, dev: torch.device) -> tuple[float, float]:
+    """Wall seconds and process CPU seconds (all threads) of one call."""
     _sync(dev)
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        _sync(dev)
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return wall, cpu
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    _sync(dev)
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def _row(path: str, chunk: int | None, k: int, wall: list[float], cpu: list[float]) -> dict:
@@ -103,23 +94,35 @@ def main() -> None:
     ev = PopulationEvaluator(net, 10, blocking=blocking, device=dev, path="sequential")
     load_start = os.getloadavg()
 
-    rows = []
-    rows.append(_row("sequential", None, k,
-                     *_time(lambda: ev.objectives(cand, x, y), dev, args.repeats)))
-    print(json.dumps(rows[-1]))
-    for chunk in [int(v) for v in args.chunks.split(",") if v]:
-        if chunk > k:
-            continue
-        ev.path, ev.chunk = "batched", chunk
-        try:
-            timed = _time(lambda: ev.objectives(cand, x, y), dev, args.repeats)
-        except (RuntimeError, MemoryError) as err:  # out of memory: record and go on
-            rows.append({"path": "batched", "chunk": chunk, "error": str(err).splitlines()[0]})
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-            continue
-        rows.append(_row("batched", chunk, k, *timed))
-        print(json.dumps(rows[-1]))
+    # Paths are timed in rounds (each path once per round, after one warm-up call each), so a
+    # change of machine load during the benchmark affects every path alike.
+    paths: list[tuple[str, int | None]] = [("sequential", None)] + [
+        ("batched", int(v)) for v in args.chunks.split(",") if v and int(v) <= k]
+    times: dict[tuple[str, int | None], tuple[list[float], list[float]]] = {}
+    errors: dict[tuple[str, int | None], str] = {}
+
+    def run(path: str, chunk: int | None) -> None:
+        ev.path, ev.chunk = path, chunk
+        ev.objectives(cand, x, y)
+
+    for rnd in range(args.repeats + 1):  # round 0 is the warm-up
+        for p in paths:
+            if p in errors:
+                continue
+            try:
+                wall, cpu = _once(lambda p=p: run(*p), dev)
+            except (RuntimeError, MemoryError) as err:  # out of memory: record and go on
+                errors[p] = str(err).splitlines()[0]
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            if rnd > 0:
+                times.setdefault(p, ([], []))
+                times[p][0].append(wall)
+                times[p][1].append(cpu)
+        print(f"round {rnd} done", flush=True)
+    rows = [_row(p, c, k, *times[(p, c)]) if (p, c) in times else
+            {"path": p, "chunk": c, "error": errors.get((p, c), "not timed")} for p, c in paths]
     rule = None
     if args.calibrate:
         ev.path = "auto"

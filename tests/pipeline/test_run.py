@@ -17,7 +17,7 @@ from archopt.pipeline.config import RunConfig
 from archopt.pipeline.run import run_pipeline
 from archopt.spaces import load_spec
 
-TINY = dict(budget_macs=4e5, budget_params=1e5, candidates=600,
+TINY = dict(budget_macs=1.5e6, budget_params=4e5, candidates=600,
             train={"epochs": 2, "batch_size": 128})
 
 
@@ -33,7 +33,7 @@ def test_summary_report_and_budgets(tiny_run):
         for field in ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms"):
             assert s[key][field] is not None, (key, field)
     designed = load_spec(out / "design" / "arch.json")
-    assert designed.macs() <= 4e5 and designed.params() <= 1e5
+    assert designed.macs() <= 1.5e6 and designed.params() <= 4e5
     assert s["designed"]["macs"] == designed.macs()
     # the baseline spends at most the designed network's MACs, and not much less
     assert 0.5 * designed.macs() <= s["baseline"]["macs"] <= designed.macs()
@@ -46,7 +46,7 @@ def test_summary_report_and_budgets(tiny_run):
 def test_run_yaml_reproduces_the_options(tiny_run, tmp_path):
     cfg = RunConfig.from_yaml(tiny_run.out / "run.yaml")
     assert cfg.resolve() == cfg  # the file holds the resolved options
-    assert cfg.budget_macs == 4e5 and cfg.train["epochs"] == 2
+    assert cfg.budget_macs == 1.5e6 and cfg.train["epochs"] == 2
 
 
 def test_folder_with_a_run_needs_resume_and_same_options(tiny_run):
@@ -66,8 +66,8 @@ def test_report_rebuilds_from_folder(tiny_run, cli):
 
 
 def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "archopt.cli", "run", "--budget-macs", "4e5",
-            "--budget-params", "1e5", "--candidates", "600", "--epochs", "3", "--batch-size",
+    return [sys.executable, "-m", "archopt.cli", "run", "--budget-macs", "1.5e6",
+            "--budget-params", "4e5", "--candidates", "600", "--epochs", "3", "--batch-size",
             "128", "--json", "--out", str(out), *extra]
 
 

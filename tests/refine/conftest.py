@@ -30,11 +30,11 @@ def digits():
 
 @pytest.fixture(scope="session")
 def pretrained(digits, tmp_path_factory):
-    """cnn-small trained 3 epochs with Adam on digits; returns the checkpoint path."""
+    """cnn-small trained 8 epochs with Adam on digits (~92% test); returns the checkpoint path."""
     from archopt.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("pretrain")
-    train("cnn-small", digits, TrainConfig(optimizer="adam", epochs=3, device="cpu",
+    train("cnn-small", digits, TrainConfig(optimizer="adam", epochs=8, device="cpu",
                                            latency=False, seed=0),
           out=out, adapt=True, progress=False)
     return out / "checkpoint.pt"

@@ -23,14 +23,30 @@ from archopt.pipeline.run import run_pipeline
 from archopt.report import results_rows
 
 
+def _short(label: str) -> str:
+    return label.split(":")[0].replace(" (DeepMAD)", "").replace(" (macro-F1)", "")
+
+
+def _mega(v: Any) -> str | None:
+    return None if v is None else f"{v / 1e6:.3f} M"
+
+
 def print_results(summary: dict[str, Any], out: Path) -> None:
-    """The results table of a run, as ``report.md`` shows it."""
-    rows = [(r[0], *(None if v is None else v for v in r[1:])) for r in results_rows(summary)]
+    """The results table of a run, as ``report.md`` shows it (short row labels; the baseline's
+    name goes in the caption so that the table fits an 80-column terminal)."""
+    def pct(v: Any) -> str | None:
+        return None if v is None else f"{100 * v:.2f}%"
+
+    rows = [(_short(r[0]), pct(r[1]), pct(r[2]), _mega(r[3]), _mega(r[4]),
+             None if r[5] is None else f"{r[5]:.2f}", None if r[6] is None else f"{r[6]:,.0f}",
+             None if r[7] is None else f"{r[7]:.3f}") for r in results_rows(summary)]
+    base = (summary.get("baseline") or {}).get("name")
     print_table(f"archopt run: {summary['data']} (test split)",
-                ["model", "test acc", "macro-F1", "params", "MACs", "latency ms", "entropy",
-                 "rho"], rows,
-                caption=f"{summary['seconds']:.1f} s of design + training; report: "
-                        f"{out / 'report.md'}")
+                ["model", "acc", "macro-F1", "params", "MACs", "ms", "entropy", "rho"],
+                rows,
+                caption=(f"baseline: {base}; " if base else "")
+                + f"ms = batch-1 latency; {summary['seconds']:.1f} s of design + training; "
+                  f"report: {out / 'report.md'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -72,6 +72,9 @@ class AutoencoderConfig(Settings):
     hidden: tuple[int, ...] = (512, 256)
     latent_dim: int = Field(128, ge=1)
     head_hidden: int = Field(256, ge=1)
+    # Decoded weights = weight_scale x the head's output (1 = the spec; larger values let a
+    # freshly initialised head reach the +-10 weights of the family sooner).
+    weight_scale: float = Field(1.0, gt=0)
     # The family of training MLPs (generator settings).
     widths: tuple[int, int] = (3, 6)
     weight_range: float = Field(10.0, gt=0)
@@ -269,7 +272,7 @@ class MultiScaleAutoencoder(nn.Module):
         wc = self.layout.weight_cols(depth)
         soft = torch.sigmoid(raw[..., wc:])
         masks = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1 forward
-        weights = raw[..., :wc] * structure_mask(masks, self.layout)
+        weights = raw[..., :wc] * self.config.weight_scale * structure_mask(masks, self.layout)
         return torch.cat([weights, masks], dim=-1)
 
     def forward(self, arrays: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:

@@ -200,7 +200,10 @@ def load_autoencoder(path: str | Path, device: torch.device | str | None = "cpu"
 
 def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: TrainConfig,
                      path: Path) -> None:
-    old_cfg = ck.get("config", {})
+    try:  # through the model: fields added since the checkpoint take their defaults
+        old_cfg = AutoencoderConfig(**ck.get("config", {})).model_dump(mode="json")
+    except (InvalidSpec, TypeError) as err:
+        raise CheckpointError(f"{path} holds an invalid autoencoder config: {err}") from None
     new_cfg = config.model_dump(mode="json")
     diff = [k for k in new_cfg if old_cfg.get(k) != new_cfg[k]]
     old_tr = ck.get("train", {})

@@ -104,14 +104,18 @@ class SqueezeExcite(nn.Module):
 
 
 def init_weights(module: nn.Module) -> nn.Module:
-    """He (Kaiming) normal init for convs (fan-out, as torchvision); BN to (1, 0)."""
+    """He (Kaiming) normal init for convs (fan-out, as torchvision); BN to (1, 0), except the
+    last BN of a residual branch (marked ``zero_init = True``), whose scale starts at 0 so that
+    every residual block starts as its shortcut ("zero-gamma", Goyal et al. 2017, sec. 5.1;
+    torchvision's ``zero_init_residual``). Deep, narrow DeepMAD designs do not train at the
+    usual SGD learning rates without it."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            nn.init.ones_(m.weight)
+            (nn.init.zeros_ if getattr(m, "zero_init", False) else nn.init.ones_)(m.weight)
             nn.init.zeros_(m.bias)
     return module
 

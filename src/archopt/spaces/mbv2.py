@@ -132,6 +132,7 @@ class _InvertedBlock(nn.Module):
         self.se: nn.Module = SqueezeExcite(btn, se) if se else nn.Identity()
         self.project = ConvBN(btn, out, 1, act=None)
         self.residual = c_in == out
+        self.project.bn.zero_init = self.residual  # see init_weights
         self.pool: nn.Module = (nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
                                 if stride != 1 else nn.Identity())
         self.act = nn.SiLU()

@@ -166,6 +166,8 @@ class _Block(nn.Module):
             self.conv1 = ConvBN(c_in, btn, k, stride)
             self.conv2 = ConvBN(btn, out, k, act=None)
             self.conv3 = nn.Identity()
+        last = self.conv3 if kind == "bottleneck" else self.conv2
+        last.bn.zero_init = True  # see init_weights
         self.shortcut = shortcut
         self.act = nn.ReLU()
 
