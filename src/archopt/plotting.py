@@ -26,8 +26,10 @@ def new_figure(size: tuple[float, float] = (6.4, 4.0)) -> Any:
     return fig
 
 
-def save_png(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> Path:
-    """Render ``fig`` to PNG and write it atomically; returns the path."""
+def save_png(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110,
+             tight: bool = True) -> Path:
+    """Render ``fig`` to PNG (cropped to its content when ``tight``) and write it atomically;
+    returns the path."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return atomic_write_bytes(path, buf.getvalue())

@@ -3,41 +3,24 @@ and the power-law fit of stage entropies (densenet)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from archopt.runs import atomic_write_bytes
+from archopt.plotting import new_figure, save_png
 from archopt.spaces.base import ArchSpec
 
 __all__ = ["plot_convergence", "plot_network", "plot_power_law"]
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_convergence(history: Sequence[dict[str, Any]], path: Path, *, title: str,
                      xlabel: str = "candidates", reference: float | None = None,
                      reference_label: str = "") -> Path:
     """Best objective vs candidates (or nodes); an optional horizontal reference line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = new_figure((6.4, 4.0))
+    ax = fig.subplots()
     if history:
         x = [h["candidates"] for h in history]
         y = [h["best_objective"] for h in history]
@@ -49,7 +32,7 @@ def plot_convergence(history: Sequence[dict[str, Any]], path: Path, *, title: st
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _units(spec: ArchSpec) -> tuple[list[str], list[int], list[int], list[str]]:
@@ -80,12 +63,11 @@ def _units(spec: ArchSpec) -> tuple[list[str], list[int], list[int], list[str]]:
 def plot_network(spec: ArchSpec, path: Path, *, title: str | None = None,
                  stage_of_unit: Sequence[int] | None = None) -> Path:
     """The designed network: output width per unit (bars, colour = stage) and depth per unit."""
-    plt = _pyplot()
     labels, widths, depths, notes = _units(spec)
     x = np.arange(len(labels))
     colors = [f"C{(s - 1) % 10}" for s in stage_of_unit] if stage_of_unit else "C0"
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(6.0, 0.8 * len(labels) + 2), 5.6),
-                                   sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    fig = new_figure((max(6.0, 0.8 * len(labels) + 2), 5.6))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     bars = ax1.bar(x, widths, color=colors)
     for bar, note in zip(bars, notes, strict=True):
         if note:
@@ -99,17 +81,17 @@ def plot_network(spec: ArchSpec, path: Path, *, title: str | None = None,
     ax2.set_xticks(x, labels, rotation=45 if len(labels) > 12 else 0)
     for ax in (ax1, ax2):
         ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_power_law(stage_entropies: Sequence[float], a: float, b: float, path: Path, *,
                    title: str = "stage entropies and power-law fit") -> Path:
     """Stage entropies H_i (points) with the fitted curve a * i^b (Dense Optimizer)."""
-    plt = _pyplot()
     h = np.asarray(stage_entropies, dtype=float)
     i = np.arange(1, len(h) + 1)
     fine = np.linspace(1, len(h), 100)
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig = new_figure((5.6, 4.0))
+    ax = fig.subplots()
     ax.plot(i, h, "o", color="C0", label="stage entropy $H_i$")
     ax.plot(fine, a * fine**b, "-", color="C1", label=f"${a:.4g}\\, i^{{{b:.3f}}}$")
     ax.set_xlabel("stage i")
@@ -118,4 +100,4 @@ def plot_power_law(stage_entropies: Sequence[float], a: float, b: float, path: P
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)

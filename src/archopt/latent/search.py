@@ -225,12 +225,10 @@ def _check_data(model: MultiScaleAutoencoder, splits: TabularSplits) -> None:
 
 
 def _plot(rd: ResultDir, rows: list[dict[str, Any]]) -> None:
-    import matplotlib
+    from archopt.plotting import new_figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = new_figure((10, 3.8))
+    ax = fig.subplots(1, 2)
     for d in sorted({r["depth"] for r in rows if "step" in r}):
         pts = [(r["step"], r["mse"], r["t"]) for r in rows if r.get("depth") == d and "mse" in r]
         if pts:
@@ -242,10 +240,7 @@ def _plot(rd: ResultDir, rows: list[dict[str, Any]]) -> None:
     ax[0].legend()
     fig.suptitle("SWAT-NN latent search")
     fig.tight_layout()
-    tmp = rd.file(".search.png.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    tmp.replace(rd.file("search.png"))
+    save_png(fig, rd.file("search.png"), dpi=100, tight=False)
 
 
 def latent_search(model: MultiScaleAutoencoder, splits: TabularSplits,

@@ -218,14 +218,12 @@ def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: Train
 
 
 def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from archopt.plotting import new_figure, save_png
 
     tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     va = [(r["step"], r["val_mdpe"]) for r in rows if r.get("val_mdpe") is not None]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = new_figure((10, 3.8))
+    ax = fig.subplots(1, 2)
     if tr:
         ax[0].plot(*zip(*tr, strict=True), lw=1)
         ax[0].set_yscale("log")
@@ -235,10 +233,7 @@ def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
     ax[1].set(xlabel="step", ylabel="MdPE (%)", title="validation MdPE")
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = rd.file(".training.png.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    tmp.replace(rd.file("training.png"))
+    save_png(fig, rd.file("training.png"), dpi=100, tight=False)
 
 
 def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainConfig, *,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archopt.runs import atomic_write_bytes
+from archopt.plotting import new_figure, save_png
 
 __all__ = ["plot_convergence"]
 
@@ -30,13 +29,9 @@ def plot_convergence(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[
         rescored: whether the parents were re-scored on each generation's super-batch (else
             each parent keeps the objective of the super-batch it was accepted on).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     gen = [r["generation"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = new_figure((11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(gen, [r["best_objective"] for r in rows], label="best")
     ax1.plot(gen, [r["mean_objective"] for r in rows], label="population mean", alpha=0.7)
     ax1.set_xlabel("generation")
@@ -58,7 +53,4 @@ def plot_convergence(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path, tight=False)

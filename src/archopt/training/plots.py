@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archopt.runs import atomic_write_bytes
+from archopt.plotting import new_figure, save_png
 
 __all__ = ["plot_curves"]
 
@@ -37,12 +36,7 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
 
     Returns: the path written.
     """
-    # An explicit Agg canvas: no display needed, and pyplot's global backend is left alone.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(13, 3.8))
-    FigureCanvasAgg(fig)
+    fig = new_figure((13, 3.8))
     axes = fig.subplots(1, 3)
     panels = [
         ("loss (cross-entropy)", [("train_loss", "train"), ("test_loss", "test")]),
@@ -64,6 +58,4 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path, tight=False)
