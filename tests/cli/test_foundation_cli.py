@@ -51,3 +51,38 @@ def test_wrong_data_dir(cli, tmp_path):
     res = cli("datasets", "verify", "--data-dir", tmp_path / "nope")
     assert res.exit_code == 2 and "does not exist" in res.stderr
 
+
+
+def _one_line_exit_2(res) -> str:
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def test_train_on_corrupt_mnist_file_is_one_line_and_writes_nothing(cli, tmp_path):
+    from tests.data.writers import write_mnist_like
+
+    folder = tmp_path / "data" / "mnist"
+    write_mnist_like(folder)  # a valid IDX file set, but not the published bytes
+    out = tmp_path / "run"
+    line = _one_line_exit_2(cli("train", "cnn-small", "--data", "mnist", "--data-dir",
+                                tmp_path / "data", "--epochs", "1", "--out", out))
+    assert "corrupt" in line and "-ubyte" in line
+    assert not out.exists()
+
+
+def test_train_refuses_a_pickle_that_runs_code(cli, tmp_path):
+    import pickle
+
+    from tests.data.writers import Evil
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    write_cifar10_like(folder)
+    sentinel = tmp_path / "pwned"
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": Evil(sentinel)}, protocol=2))
+    out = tmp_path / "run"
+    line = _one_line_exit_2(cli("train", "resnet18-cifar", "--data", "cifar10", "--data-dir",
+                                tmp_path / "data", "--no-verify", "--epochs", "1", "--out", out))
+    assert "refusing" in line and "data_batch_2" in line
+    assert not sentinel.exists() and not out.exists()
