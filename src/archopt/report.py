@@ -35,7 +35,8 @@ def _num(v: Any, fmt: str = ",.0f") -> str:
 def results_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The results table's rows: (model, acc, macro-F1, params, MACs, latency, entropy, rho)."""
     rows = []
-    for key, label in (("designed", "designed (DeepMAD)"), ("baseline", "baseline")):
+    for key, label in (("designed", "designed (DeepMAD)"), ("baseline", "baseline"),
+                       ("structured", "designed + structure")):
         m = summary.get(key)
         if not m:
             continue
@@ -48,6 +49,26 @@ def results_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
         rows.append(("designed + HBDE (macro-F1)", None, ref.get("test_macro_f1"),
                      ref.get("params"), ref.get("macs"), None, None, None))
     return rows
+
+
+def _structure_text(st: dict[str, Any] | None) -> str:
+    """The report's section on the structure stage (empty when it did not run)."""
+    if not st:
+        return ""
+    per = ", ".join(f"{full} -> {kept}" for full, kept in
+                    zip(st["btn_full"], st["btn_per_superblock"], strict=True))
+    return (
+        "\n## Structure learning (channel selection)\n\n"
+        f"The trained designed network was fine-tuned for {st['epochs']} epochs "
+        f"({st['steps']:,} steps) jointly with a Bernoulli distribution over the inner "
+        f"(bottleneck) channels of each superblock ({st['optimizer'].upper()}, complexity "
+        f"penalty eps0 = {st['penalty']:g}, c_i = the parameters a channel carries); the final "
+        "structure (theta >= 0.5) was compacted to a smaller ResNet. Inner channels per "
+        f"superblock: {per}. Weight usage {_pct(st['weight_usage_rate'])} "
+        f"({_num(st['params'])} of {_num(st['params_full'])} params), MACs {_num(st['macs'])} "
+        f"of {_num(st['macs_full'])}; the compact network's logits equal the masked "
+        f"supernet's to {st['compact_max_abs_logit_difference']:.1e}. Details: "
+        "`structure/summary.json`, spec: `structure/arch.json`.\n")
 
 
 def _markdown_table(rows: Sequence[Sequence[Any]]) -> str:
@@ -158,9 +179,9 @@ def build_report(folder: str | Path) -> Path:
     env = config.get("environment", {})
     budgets = summary.get("budgets", {})
     refined = summary.get("refined")
-    refine_text = ""
+    refine_text = _structure_text(summary.get("structured"))
     if refined:
-        refine_text = (
+        refine_text += (
             "\n## HBDE refinement (macro-F1)\n\n"
             f"Histogram blocking shrank D = {refined['dimensions']:,} parameters to "
             f"D' = {refined['blocked_dimensions']:,} shared values; differential evolution then "
@@ -169,11 +190,13 @@ def build_report(folder: str | Path) -> Path:
             f"{_pct(refined['metric_before'])} trained, "
             f"{_pct(refined['metric_after_blocking'])} blocked, "
             f"{_pct(refined['metric_after'])} refined. Details: `refine/summary.json`.\n")
+    stages = ["design", "training"] + [name for key, name in (("structured", "structure "
+              "learning"), ("refined", "refinement")) if summary.get(key)]
     text = f"""# archopt run: {summary['data']}
 
 {_dt.date.today().isoformat()} · archopt {env.get('archopt', '?')} · torch {env.get('torch', '?')}
 · {env.get('processor', '?')} ({env.get('cpu_count', '?')} cores) · {summary['seconds']:.1f} s of
-design and training{' and refinement' if summary.get('refined') else ''}.
+{', '.join(stages[:-1])} and {stages[-1]}.
 
 A CNN designed by DeepMAD (maximum multi-scale entropy under an effectiveness bound and
 MACs / params budgets; no training during the search) against a hand-designed CIFAR-style ResNet

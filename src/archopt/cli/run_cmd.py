@@ -1,5 +1,5 @@
-"""``archopt run``: design -> train -> baseline -> (refine) -> report, on the embedded digits by
-default. Thin: options -> :class:`~archopt.pipeline.config.RunConfig` ->
+"""``archopt run``: design -> train -> baseline -> (structure) -> (refine) -> report, on the
+embedded digits by default. Thin: options -> :class:`~archopt.pipeline.config.RunConfig` ->
 :func:`~archopt.pipeline.run.run_pipeline`."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from archopt.report import results_rows
 
 
 def _short(label: str) -> str:
-    return label.split(":")[0].replace(" (DeepMAD)", "").replace(" (macro-F1)", "")
+    return (label.split(":")[0].replace(" (DeepMAD)", "").replace(" (macro-F1)", "")
+            .replace("designed + ", "+ "))
 
 
 def _mega(v: Any) -> str | None:
@@ -32,8 +33,9 @@ def _mega(v: Any) -> str | None:
 
 
 def print_results(summary: dict[str, Any], out: Path) -> None:
-    """The results table of a run, as ``report.md`` shows it (short row labels; the baseline's
-    name goes in the caption so that the table fits an 80-column terminal)."""
+    """The results table of a run, as ``report.md`` shows it (short row labels, ``+ structure``
+    for ``designed + structure``; the baseline's name goes in the caption so that the table
+    fits an 80-column terminal)."""
     def pct(v: Any) -> str | None:
         return None if v is None else f"{100 * v:.2f}%"
 
@@ -41,11 +43,13 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
              None if r[5] is None else f"{r[5]:.2f}", None if r[6] is None else f"{r[6]:,.0f}",
              None if r[7] is None else f"{r[7]:.3f}") for r in results_rows(summary)]
     base = (summary.get("baseline") or {}).get("name")
+    stages = "design + training" + "".join(f" + {name}" for key, name in (
+        ("structured", "structure"), ("refined", "HBDE")) if summary.get(key))
     print_table(f"archopt run: {summary['data']} (test split)",
                 ["model", "acc", "macro-F1", "params", "MACs", "ms", "entropy", "rho"],
                 rows,
                 caption=(f"baseline: {base}; " if base else "")
-                + f"ms = batch-1 latency; {summary['seconds']:.1f} s of design + training; "
+                + f"ms = batch-1 latency; {summary['seconds']:.1f} s of {stages}; "
                   f"report: {out / 'report.md'}")
 
 
@@ -82,6 +86,13 @@ def register(app: typer.Typer) -> None:
             "--test-size", help="Test on a seeded subset of this many images.")] = None,
         refine: Annotated[bool | None, typer.Option(
             "--refine/--no-refine", help="Add the HBDE macro-F1 stage.")] = None,
+        structure: Annotated[bool | None, typer.Option(
+            "--structure/--no-structure", help="Add the structure stage: shrink the trained "
+            "designed network's inner channels (ASNG + complexity penalty, 3 epochs).")]
+            = None,
+        structure_penalty: Annotated[float | None, typer.Option(
+            "--structure-penalty", help="eps0 of the structure stage (default 0.25; larger "
+            "keeps fewer channels).")] = None,
         config: Annotated[Path | None, typer.Option(
             "--config", help="A YAML file holding any of these options (flags win).")] = None,
         out: Annotated[Path | None, typer.Option(
@@ -101,16 +112,18 @@ def register(app: typer.Typer) -> None:
         flags: dict[str, Any] = dict(
             data=data, data_dir=data_dir, budget_macs=budget_macs, budget_params=budget_params,
             budget_layers=budget_layers, rho=rho, space=space, candidates=candidates,
-            train_size=train_size, test_size=test_size, refine=refine, seed=seed,
+            train_size=train_size, test_size=test_size, refine=refine, structure=structure,
+            seed=seed,
             device=device if device != "auto" else None,
             verify=False if no_verify else None)
         if config is not None:
             cfg = RunConfig.from_yaml(config, **flags)
-            if train:
-                cfg = cfg.model_copy(update={"train": {**cfg.train, **train}})
         else:
-            cfg = RunConfig(**{k: v for k, v in flags.items() if v is not None},
-                            **({"train": train} if train else {}))
+            cfg = RunConfig(**{k: v for k, v in flags.items() if v is not None})
+        nested = {"train": train, "structure_options": {} if structure_penalty is None
+                  else {"penalty": structure_penalty}}
+        cfg = cfg.model_copy(update={k: {**getattr(cfg, k), **v} for k, v in nested.items()
+                                     if v})
         if out is None:
             if resume:
                 raise typer.BadParameter("--resume needs --out (the folder to continue)")

@@ -9,7 +9,7 @@ folder records.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from archopt.errors import ArchoptError
 from archopt.spaces.base import format_validation_error
 
-__all__ = ["DEFAULT_BUDGETS", "DEFAULT_RECIPES", "InvalidRunConfig", "RunConfig"]
+if TYPE_CHECKING:  # torch-heavy; imported when the structure stage is configured
+    from archopt.structure.loop import StructureConfig
+    from archopt.training import TrainConfig
+
+__all__ = ["DEFAULT_BUDGETS", "DEFAULT_RECIPES", "DEFAULT_STRUCTURE", "InvalidRunConfig",
+           "RunConfig"]
 
 
 class InvalidRunConfig(ArchoptError, ValueError):
@@ -46,6 +51,13 @@ DEFAULT_RECIPES: dict[str, dict[str, Any]] = {
 
 DEFAULT_RHO = {"resnet": 0.3, "mbv2": 0.5}
 
+#: Defaults of the structure stage (ResNet channel selection, fine-tuning the trained designed
+#: network): ASNG, eps0 = 0.25, 3 epochs at the run's learning rate (cosine, no warm-up),
+#: half the run's batch per structure (lambda = 2 structures per step: the samples of one
+#: ordinary step). Any :class:`~archopt.structure.StructureConfig` or
+#: :class:`~archopt.training.TrainConfig` field may be set in ``structure_options``.
+DEFAULT_STRUCTURE = {"epochs": 3, "optimizer": "asng", "penalty": 0.25}
+
 
 class RunConfig(BaseModel):
     """Options of ``archopt run``.
@@ -63,8 +75,15 @@ class RunConfig(BaseModel):
             default recipe; both networks get the same recipe.
         refine: add the HBDE stage (macro-F1 fine-tuning of the designed network).
         refine_options: :class:`archopt.refine.RefineConfig` fields for that stage.
-        structure: add the structure-learning stage (see ``archopt structure``).
-        structure_options: options for that stage.
+        structure: add the structure stage: the trained designed network (a resnet) is
+            fine-tuned jointly with a distribution over its superblocks' inner channels, with
+            the complexity penalty, and compacted to a smaller spec
+            (:func:`archopt.structure.resnet.run_resnet_structure`).
+        structure_options: options for that stage: :class:`~archopt.structure.StructureConfig`
+            fields (``optimizer`` sng | asng, ``penalty`` eps0, ``theta_lr``, ``lam``, ...) and
+            :class:`~archopt.training.TrainConfig` fields for the fine-tuning (``epochs``,
+            ``lr``, ``batch_size``, ...; the rest from ``train``). Defaults:
+            :data:`DEFAULT_STRUCTURE`, ``lr`` = the run's, ``batch_size`` = half the run's.
         seed: one seed for design, training and refinement.
         device: ``auto``, ``cpu``, ``cuda``.
     """
@@ -118,7 +137,15 @@ class RunConfig(BaseModel):
         refine = {"n_bins": 10_000, "population": 20, "generations": 30, "super_batch": 128,
                   "metric": "f1", **self.refine_options, "seed": self.seed,
                   "device": self.device}
+        structure = self.structure_options
+        if self.structure:
+            if self.space != "resnet":
+                raise InvalidRunConfig(f"the structure stage selects the channels of a resnet; "
+                                       f"it cannot run on the {self.space} space (use --space "
+                                       "resnet, or drop --structure)")
+            structure = _resolve_structure(self.structure_options, train)
         return self.model_copy(update={
+            "structure_options": structure,
             "budget_macs": self.budget_macs if self.budget_macs is not None else budgets["macs"],
             "budget_params": (self.budget_params if self.budget_params is not None
                               else budgets["params"]),
@@ -126,6 +153,10 @@ class RunConfig(BaseModel):
             "train": train,
             "refine_options": refine,
         })
+
+    def structure_configs(self) -> tuple[StructureConfig, TrainConfig]:
+        """The structure stage's ``(StructureConfig, TrainConfig)`` from a resolved config."""
+        return _structure_configs(self.structure_options, self.train)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -145,3 +176,26 @@ class RunConfig(BaseModel):
             if old != v:
                 out.append(f"{k}: {old!r} -> {v!r}")
         return out
+
+
+def _structure_configs(options: dict[str, Any], train: dict[str, Any]
+                       ) -> tuple[StructureConfig, TrainConfig]:
+    from archopt.structure.loop import StructureConfig
+    from archopt.training import TrainConfig
+
+    own = {k: v for k, v in options.items() if k in StructureConfig.model_fields}
+    rest = {k: v for k, v in options.items() if k not in own}
+    try:
+        return (StructureConfig(**own),
+                TrainConfig(**{**train, "warmup_epochs": 0, **rest}))
+    except ArchoptError as err:
+        raise InvalidRunConfig(f"structure_options: {err}") from None
+
+
+def _resolve_structure(options: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """Every option of the structure stage, defaults filled in (what the run records)."""
+    merged = {**DEFAULT_STRUCTURE, "lr": train["lr"],
+              "batch_size": max(2, int(train["batch_size"]) // 2), **options,
+              "seed": train["seed"], "device": train["device"]}
+    structure, _ = _structure_configs(merged, train)
+    return {**merged, **structure.to_dict()}

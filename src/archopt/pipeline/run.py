@@ -1,5 +1,6 @@
 """``archopt run``: design a CNN with DeepMAD within budgets, train it, train a hand-designed
-baseline of equal MACs with the same recipe, optionally refine it with HBDE, and report.
+baseline of equal MACs with the same recipe, optionally shrink it (structure) and refine it
+with HBDE, and report.
 
 Result folder::
 
@@ -7,6 +8,8 @@ Result folder::
     OUT/design/      arch.json design.json convergence.png network.png   (archopt design)
     OUT/designed/    checkpoint.pt metrics.jsonl summary.json ...        (archopt train)
     OUT/baseline/    the same for the baseline
+    OUT/structure/   (optional) channel selection on designed/checkpoint.pt: the supernet's
+                     checkpoint.pt, structure.json, arch.json + model.pt of the compact network
     OUT/refine/      (optional) HBDE on designed/checkpoint.pt            (archopt refine)
     OUT/summary.json report.md *.png
 
@@ -103,6 +106,27 @@ def _refine_stage(ds: ImageDataset, cfg: RunConfig, checkpoint: Path, out: Path,
                   progress=progress).summary
 
 
+def _structure_stage(ds: ImageDataset, cfg: RunConfig, checkpoint: Path, out: Path,
+                     resume: bool, progress: bool) -> dict[str, Any]:
+    from archopt.structure.resnet import run_resnet_structure
+
+    if (out / "summary.json").exists():
+        done = read_json(out / "summary.json")
+        if done.get("complete"):
+            return done
+    structure, train = cfg.structure_configs()
+    return run_resnet_structure(checkpoint, ds, out=out, train=train, structure=structure,
+                                resume=resume, progress=progress)
+
+
+def _structured_row(st: dict[str, Any]) -> dict[str, Any]:
+    row = _model_row({**st, "seconds": st.get("train_seconds")}, load_spec(st["arch"]))
+    row.update({k: st.get(k) for k in (
+        "weight_usage_rate", "cost_usage_rate", "params_full", "macs_full", "btn_per_superblock",
+        "btn_full", "optimizer", "penalty", "steps", "compact_max_abs_logit_difference")})
+    return row
+
+
 def _model_row(summary: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:
     from archopt.design import score_spec
 
@@ -116,7 +140,8 @@ def _model_row(summary: dict[str, Any], spec: ArchSpec) -> dict[str, Any]:
 def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
                  progress: bool = True,
                  log: Callable[[str], None] | None = None) -> RunResult:
-    """Design -> train -> baseline -> (refine) -> report, in the result folder ``out``.
+    """Design -> train -> baseline -> (structure) -> (refine) -> report, in the result folder
+    ``out``.
 
     Args:
         config: the options (dataset defaults are filled in; the resolved config is saved).
@@ -127,7 +152,9 @@ def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
 
     Returns: :class:`RunResult`; ``summary`` has ``designed`` and ``baseline`` objects (each
         with ``test_accuracy``, ``test_macro_f1``, ``params``, ``macs``, ``latency_ms``,
-        entropy, effectiveness), ``refined`` when refinement ran, and ``seconds``.
+        entropy, effectiveness), ``structured`` when the structure stage ran (the same
+        figures for the compact network, plus ``weight_usage_rate``), ``refined`` when
+        refinement ran, and ``seconds``.
     Raises: ArchoptError subclasses (bad options, data, infeasible budgets, a folder holding
         another run).
     """
@@ -173,6 +200,16 @@ def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
     }
     stage_seconds = {"design": design["seconds"], "designed": designed.get("seconds", 0.0),
                      "baseline": baseline.get("seconds", 0.0)}
+    if cfg.structure:
+        so = cfg.structure_options
+        say(f"structure: {so['optimizer']} channel selection on the designed network, eps0 = "
+            f"{so['penalty']:g}, {so['epochs']} epochs")
+        st = _structure_stage(ds, cfg, rd.file("designed") / "checkpoint.pt",
+                              rd.file("structure"), resume, progress)
+        summary["structured"] = _structured_row(st)
+        stage_seconds["structure"] = st.get("train_seconds", 0.0)
+        say(f"structured: {st['params']:,} params ({100 * st['weight_usage_rate']:.1f} % of the "
+            f"designed network), inner channels {st['btn_full']} -> {st['btn_per_superblock']}")
     if cfg.refine:
         say("refine: HBDE on the designed network (macro-F1)")
         ref = _refine_stage(ds, cfg, rd.file("designed") / "checkpoint.pt", rd.file("refine"),

@@ -14,7 +14,8 @@ theta_i`` -- one training run, no separate search, no retraining.
 
 Modules: ``distributions`` (Bernoulli, Categorical), ``utility`` (ranking utility), ``sng`` /
 ``asng`` (ask / tell optimisers), ``masking`` (supernet base, user hooks), ``mlp`` (unit
-selection), ``densenet`` (connection selection), ``compaction`` (the smaller network, weight
+selection), ``densenet`` (connection selection), ``resnet`` (inner-channel selection in a
+trained ResNet, e.g. the pipeline's designed network), ``compaction`` (the smaller network, weight
 usage), ``loop`` (joint training), ``run`` (a run end to end), ``sweep`` (eps0 grid, baselines,
 trade-off curve).
 
@@ -29,6 +30,7 @@ from archopt.structure.distributions import Bernoulli, Categorical
 from archopt.structure.loop import LoopResult, StructureConfig, train_loop
 from archopt.structure.masking import HookedSupernet, MaskSite, Supernet
 from archopt.structure.mlp import MaskedMLP
+from archopt.structure.resnet import MaskedResNet, run_resnet_structure
 from archopt.structure.run import TASKS, build_supernet, run_fixed, run_structure
 from archopt.structure.sng import SNG, StructureOptimizer, make_optimizer
 from archopt.structure.utility import ranking_utility
@@ -45,6 +47,7 @@ __all__ = [
     "MaskSite",
     "MaskedDenseNet",
     "MaskedMLP",
+    "MaskedResNet",
     "StructureConfig",
     "StructureOptimizer",
     "Supernet",
@@ -54,6 +57,7 @@ __all__ = [
     "max_output_difference",
     "ranking_utility",
     "run_fixed",
+    "run_resnet_structure",
     "run_structure",
     "train_loop",
     "weight_usage",

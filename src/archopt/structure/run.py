@@ -17,6 +17,7 @@ network's spec), ``model.pt`` (its weights; ``archopt.training.load_model`` read
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,8 @@ from archopt.structure.sng import make_optimizer
 if TYPE_CHECKING:
     from archopt.training import TrainConfig
 
-__all__ = ["TASKS", "build_supernet", "default_train_config", "run_fixed", "run_structure"]
+__all__ = ["TASKS", "build_supernet", "default_train_config", "finish_structure", "joint_run",
+           "run_fixed", "run_structure"]
 
 TASKS: dict[str, dict[str, Any]] = {
     "mlp-units": {"space": "mlp-3x784", "lr": 0.01, "kind": "mlp"},
@@ -138,6 +140,9 @@ def _same_options(rd: ResultDir, options: dict[str, Any]) -> None:
 
 def _structure_report(supernet: Supernet, theta: np.ndarray, mode: np.ndarray) -> dict[str, Any]:
     canon = supernet.canonical(mode[None])[0]
+    own = getattr(supernet, "structure_report", None)
+    if own is not None:
+        return own(canon)
     if isinstance(supernet, MaskedMLP):
         return {"units_per_layer": supernet.units_per_layer(canon),
                 "units_full": list(supernet.spec.widths)}
@@ -177,8 +182,25 @@ def run_structure(task: str, data: ImageDataset | str, *, out: str | Path,
         that disconnects the network), ArchoptError (options, an occupied ``out``),
         TrainingDiverged.
     """
-    structure = structure or StructureConfig()
     train = train or default_train_config(task)
+    return joint_run(lambda ds: build_supernet(task, space, ds), data, task=task, out=out,
+                     structure=structure, train=train, data_dir=data_dir, resume=resume,
+                     latency=latency, progress=progress)
+
+
+def joint_run(make_supernet: Callable[[ImageDataset], Supernet], data: ImageDataset | str, *,
+              task: str, out: str | Path, train: TrainConfig,
+              structure: StructureConfig | None = None, data_dir: str | Path | None = None,
+              resume: bool = False, latency: bool = True, progress: bool = True,
+              config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of :func:`run_structure` for any supernet: ``make_supernet(dataset)`` (called
+    after seeding) -> joint training -> :func:`finish_structure`.
+
+    A supernet with a ``bind_optimizer(opt)`` method is handed its structure optimiser before
+    training (e.g. :class:`~archopt.structure.resnet.MaskedResNet` reads theta to keep one
+    channel in a superblock whose mask is empty). ``config`` adds entries to ``config.json``.
+    """
+    structure = structure or StructureConfig()
     rd = _prepare_out(out, resume)
     if resume and rd.exists(ResultDir.SUMMARY):
         summary = rd.read_summary()
@@ -187,17 +209,21 @@ def run_structure(task: str, data: ImageDataset | str, *, out: str | Path,
             return summary
     ds = _load_data(data, data_dir, structure.train_subset, structure.test_subset, train.seed)
     seed_everything(train.seed)
-    supernet = build_supernet(task, space, ds)
+    supernet = make_supernet(ds)
     opt = make_optimizer(structure.optimizer, Bernoulli(supernet.d, structure.theta_init),
                          penalty=structure.penalty, costs=supernet.costs, lam=structure.lam,
                          eta=structure.theta_lr, delta0=structure.delta0, seed=train.seed)
-    record = {"task": task, "dataset": ds.name, "supernet": supernet.spec.to_dict(),
+    bind = getattr(supernet, "bind_optimizer", None)
+    if bind is not None:
+        bind(opt)
+    spec = supernet.spec  # type: ignore[attr-defined]
+    record = {"task": task, "dataset": ds.name, "supernet": spec.to_dict(),
               **{f"structure.{k}": v for k, v in structure.to_dict().items()},
               **{f"train.{k}": v for k, v in train.to_dict().items()}}
     rd.write_config({"command": "structure", "task": task, "dataset": ds.name,
                      "structure": structure.to_dict(), "train": train.to_dict(),
-                     "supernet": supernet.spec.to_dict(), "d": supernet.d,
-                     "eps": opt.eps, "theta_lr": getattr(opt, "eta", None)})
+                     "supernet": spec.to_dict(), "d": supernet.d,
+                     "eps": opt.eps, "theta_lr": getattr(opt, "eta", None), **(config or {})})
     steps = _steps_per_epoch(ds, train, structure.max_steps_per_epoch)
     with Progress(steps * train.epochs, f"structure {task} eps0={structure.penalty:g}",
                   enabled=progress) as bar:
