@@ -141,6 +141,8 @@ def _train_command(spec_path: str, run: dict[str, Any], out: str) -> str:
              "--batch-size", str(t["batch_size"]), "--optimizer", t["optimizer"], "--lr",
              f"{t['lr']:g}", "--weight-decay", f"{t['weight_decay']:g}", "--schedule",
              t["schedule"], "--augment", t["augment"], "--seed", str(run["seed"]), "--out", out]
+    if t.get("warmup_epochs"):
+        parts[-4:-4] = ["--warmup", f"{t['warmup_epochs']:g}"]
     if run.get("data_dir"):
         parts[4:4] = ["--data-dir", run["data_dir"]]
     return shlex.join(parts)
@@ -200,7 +202,8 @@ def build_report(folder: str | Path) -> Path:
 
 A CNN designed by DeepMAD (maximum multi-scale entropy under an effectiveness bound and
 MACs / params budgets; no training during the search) against a hand-designed CIFAR-style ResNet
-widened to the same MACs, both trained with the same recipe on {summary['train_examples']:,}
+widened as far as the designed network's MACs allow (the widest base width whose MACs do not
+exceed them), both trained with the same recipe on {summary['train_examples']:,}
 images and tested on {summary['test_examples']:,}.
 
 ## Results (test split)

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         device: DeviceOpt = "auto",
         json_: JsonOpt = False,
     ) -> None:
-        """Design a CNN within budgets, train it and a hand-designed baseline of equal MACs
+        """Design a CNN within budgets, train it and a hand-designed baseline of at most equal MACs
         with the same recipe, and write a report (report.md + plots)."""
         train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                  if v is not None}

@@ -1,6 +1,7 @@
 """The hand-designed baseline a designed network is compared with: a CIFAR-style ResNet
 (He et al. 2016, section 4.2: 3x3 stem, three stages of basic blocks with widths w, 2w, 4w and
-strides 1, 2, 2, global pool, linear classifier), widened until it spends the same MACs.
+strides 1, 2, 2, global pool, linear classifier), widened as far as the target MACs allow (never
+over them).
 """
 
 from __future__ import annotations

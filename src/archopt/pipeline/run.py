@@ -1,6 +1,6 @@
 """``archopt run``: design a CNN with DeepMAD within budgets, train it, train a hand-designed
-baseline of equal MACs with the same recipe, optionally shrink it (structure) and refine it
-with HBDE, and report.
+baseline of at most equal MACs (the widest that fits) with the same recipe, optionally shrink
+the design (structure) and refine it with HBDE, and report.
 
 Result folder::
 
