@@ -5,9 +5,10 @@ The hand-designed baseline is ResNet-20 in the CIFAR layout (He et al. 2016: bas
 network is designed at the baseline's MACs (params free unless ``--params-factor``; rho_0 = 0.3,
 ``--candidates`` structures, seed 0), then both are trained with ONE recipe (SGD + Nesterov,
 lr 0.05, cosine, 1 warm-up epoch, weight decay 5e-4, batch 128, random crop (pad 4) + flip) and
-scored on the test set. ``--schedule cpu`` (default) trains on a seeded subset for a few epochs; ``--schedule
-gpu`` on all 60,000 images for 30 epochs; ``--train/--test/--epochs`` override. Training folders
-under ``--runs`` resume after an interruption; the JSON is rewritten after every model.
+scored on the test set. ``--schedule cpu`` (default) trains on a seeded subset for a few
+epochs; ``--schedule gpu`` on all 60,000 images for 30 epochs; ``--train/--test/--epochs``
+override. Training folders under ``--runs`` resume after an interruption; the JSON is rewritten
+after every model.
 
     python benchmarks/design_vs_baseline.py [--schedule cpu|gpu] [--data-dir ../shared/data]
 """
