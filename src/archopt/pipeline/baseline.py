@@ -24,7 +24,7 @@ def cifar_resnet(width: int, blocks_per_stage: int, *, in_channels: int, resolut
 
 
 def hand_baseline(target_macs: float, *, in_channels: int, resolution: int, num_classes: int,
-                  blocks_per_stage: int = 2, multiple: int = 4) -> ResNetSpec:
+                  blocks_per_stage: int = 2, multiple: int = 2) -> ResNetSpec:
     """The widest CIFAR-style ResNet (base width a multiple of ``multiple``) whose MACs at
     ``resolution`` do not exceed ``target_macs``.
 
