@@ -69,9 +69,9 @@ class Progress:
                          for k, v in self.fields.items())
 
     def _line(self, final: bool = False) -> None:
-        total = f"/{self.total:g}" if self.total else ""
+        total = f"/{_count(self.total)}" if self.total else ""
         elapsed = time.perf_counter() - self._start
-        print(f"[{self.description}] {self.done:g}{total} {self._info()} ({elapsed:.1f}s)"
+        print(f"[{self.description}] {_count(self.done)}{total} {self._info()} ({elapsed:.1f}s)"
               + (" done" if final else ""), file=self.stream, flush=True)
 
     def advance(self, n: float = 1, **fields: Any) -> None:
@@ -104,3 +104,8 @@ def progress(total: float | None, description: str, *, enabled: bool = True,
     """``with progress(n, "train") as p: ... p.advance(loss=...)``."""
     with Progress(total, description, enabled=enabled, every=every) as p:
         yield p
+
+
+def _count(v: float) -> str:
+    """Whole counts with thousands separators (1,583,230), fractions as they are (0.5)."""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"

@@ -344,13 +344,18 @@ def solve_bnb(problem: DesignProblem, options: DesignOptions,
     grid = _dense_only(problem, "bnb")
     bb = DenseBnB(problem.layout, grid, problem.budgets)
 
+    seen = [0]  # the progress count is nodes explored
+
     def tick(st: Any, best: float) -> None:
         if progress is not None:
-            progress.advance(0, nodes=st.nodes_explored, best=best)
+            progress.advance(st.nodes_explored - seen[0], best=best)
+            seen[0] = st.nodes_explored
 
     res = bb.solve(time_limit=options.time_limit, node_limit=options.node_limit,
                    on_progress=tick)
     st = res.stats
+    if progress is not None:
+        progress.advance(st.nodes_explored - seen[0], best=res.objective)
     stats = {**st.as_dict(), "grid_designs": grid.size(),
              "relative_gap": st.gap / abs(res.objective) if res.objective else 0.0}
     hist = [{"seconds": t, "candidates": n, "best_objective": f} for t, n, f in st.trace]
@@ -363,9 +368,12 @@ def solve_exhaustive(problem: DesignProblem, options: DesignOptions,
                      progress: Progress | None = None) -> DesignResult:
     grid = _dense_only(problem, "exhaustive")
 
+    seen = [0]  # the progress count is designs scored
+
     def tick(done: int, total: int) -> None:
         if progress is not None:
-            progress.advance(0, scored=done)
+            progress.advance(done - seen[0])
+            seen[0] = done
 
     res = exhaustive_dense(problem.layout, grid, problem.budgets,
                            max_designs=options.max_designs, on_chunk=tick)
