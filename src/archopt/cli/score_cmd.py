@@ -52,11 +52,15 @@ def score_summary(spec_ref: str, resolution: int | None, num_classes: int | None
     return summary
 
 
+_LABELS = {"beta": "beta (depth-penalty weight)"}
+
+
 def print_score(summary: dict) -> None:
     print_kv(summary.get("name") or summary["space"], [
         ("space", summary["space"]), ("resolution", summary["resolution"]),
         ("MACs", summary["macs"]), ("params", summary["params"]), ("layers", summary["layers"]),
-        *((k, v) for k, v in summary.items() if isinstance(v, float)),
+        *((_LABELS.get(k, k.replace("_", " ")), v) for k, v in summary.items()
+          if isinstance(v, float)),
         *((f"power law {k}", v) for k, v in (summary.get("power_law") or {}).items()),
     ])
     print_table("stages", ["stage", "out channels", "out res", "layers", "MACs", "params",
