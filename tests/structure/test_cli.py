@@ -135,3 +135,30 @@ def test_sweep_writes_table_plot_and_baselines(cli, tmp_path):
                 _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3", "--epochs", "2",
                 "--out", out, "--device", "cpu", "--no-latency")
     assert other.exit_code == 2 and "other options" in other.output
+
+
+def test_structure_resnet_channels_shrinks_a_trained_checkpoint(cli, tmp_path):
+    from archopt.data import load_dataset
+    from archopt.spaces import load_spec
+    from archopt.training import TrainConfig, train
+
+    spec = {"space": "resnet", "in_channels": 1, "resolution": 8, "num_classes": 10,
+            "stem": {"out": 8, "k": 3}, "blocks": [{"out": 16, "btn": 8, "k": 3, "L": 2,
+                                                    "stride": 1}]}
+    trained = tmp_path / "trained"
+    train(load_spec(spec), load_dataset("digits"),
+          TrainConfig(epochs=1, device="cpu", latency=False), trained, progress=False)
+    r = cli("structure", "--task", "resnet-channels", "--data", "digits", "--out",
+            tmp_path / "run")
+    assert r.exit_code == 2 and "--from" in r.stderr
+    out = tmp_path / "run"
+    r = cli("structure", "--task", "resnet-channels", "--from", trained, "--data", "digits",
+            "--penalty", "1", "--optimizer", "asng", "--epochs", "1", "--out", out, "--device",
+            "cpu", "--no-latency", "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["params"] < s["params_full"]
+    compact = load_spec(out / "arch.json")
+    assert compact.params() == s["params"]
+    assert [b.btn for b in compact.blocks] == s["btn_per_superblock"]
+    assert 1 <= compact.blocks[0].btn < 8

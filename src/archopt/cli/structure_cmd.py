@@ -28,7 +28,8 @@ from archopt.cli.common import (
 )
 
 TaskOpt = Annotated[str | None, typer.Option(
-    "--task", help="mlp-units (unit selection) | densenet-connections (connection selection).")]
+    "--task", help="mlp-units (unit selection) | densenet-connections (connection selection) "
+                   "| resnet-channels (shrink a trained ResNet's bottlenecks; needs --from).")]
 SpaceOpt = Annotated[str | None, typer.Option(
     "--space", help="The supernet: a catalog name or JSON spec (default: mlp-3x784 / "
                     "densenet-40-12).")]
@@ -75,15 +76,30 @@ def _configs(task: str, optimizer: str, penalty: float, epochs: int, batch_size:
     return sc, tc
 
 
+_PER = {"units_per_layer": "units per layer", "connections_per_block": "connections per block",
+        "btn_per_superblock": "bottleneck channels per superblock"}
+
+
+def _finetune_config(epochs: int, batch_size: int, lr: float | None, augment: str | None,
+                     seed: int, device: str) -> Any:
+    """Fine-tuning recipe of ``--task resnet-channels`` (the weights start trained): SGD with
+    Nesterov momentum, lr 0.01 unless given, cosine, no warm-up."""
+    from archopt.training import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="sgd",
+                       lr=0.01 if lr is None else lr, schedule="cosine",
+                       augment=augment or "none", seed=seed, device=device)
+
+
 def _print_run(s: dict[str, Any], out: Path) -> None:
-    per = s.get("units_per_layer") or s.get("connections_per_block")
+    key = next(k for k in _PER if k in s)
+    per = s[key]
     print_kv(f"structure {s['task']} on {s['dataset']} (eps0 = {s['penalty']:g}, "
              f"{s['optimizer']})", [
         ("test accuracy", s["test_accuracy"]), ("test error", s["test_error"]),
         ("weight usage rate", s["weight_usage_rate"]),
         ("cost usage rate (sum c m / sum c)", s["cost_usage_rate"]),
-        ("units per layer" if "units_per_layer" in s else "connections per block",
-         " / ".join(map(str, per))),
+        (_PER[key], " / ".join(map(str, per))),
         ("params (compact / full)", f"{s['params']:,} / {s['params_full']:,}"),
         ("latency ms (compact / masked full)",
          f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
@@ -111,6 +127,9 @@ def register(app: typer.Typer) -> None:
         epochs: EpochsOpt = 10,
         out: Annotated[Path | None, typer.Option("--out", help="Result folder.")] = None,
         space: SpaceOpt = None,
+        init: Annotated[Path | None, typer.Option(
+            "--from", help="resnet-channels: the trained ResNet (checkpoint.pt or its result "
+                           "folder), e.g. an archopt run's designed/ folder.")] = None,
         batch_size: BatchOpt = 32,
         lr: LrOpt = None,
         theta_lr: ThetaLrOpt = None,
@@ -140,11 +159,29 @@ def register(app: typer.Typer) -> None:
         from archopt.structure.run import run_structure
         from archopt.structure.sweep import parse_penalty
 
-        sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
-                          theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
-                          augment, seed, device)
-        s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
-                          data_dir=data_dir, resume=resume, latency=not no_latency)
+        if task == "resnet-channels":
+            from archopt.structure.loop import StructureConfig
+            from archopt.structure.resnet import run_resnet_structure
+
+            if init is None:
+                raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
+                           "e.g. runs/run-digits/designed)")
+            checkpoint = init / "checkpoint.pt" if init.is_dir() else init
+            if optimizer not in ("sng", "asng"):
+                raise fail(f"unknown structure optimiser {optimizer!r} (one of: sng, asng)")
+            sc = StructureConfig(optimizer=optimizer, penalty=parse_penalty(penalty), lam=lam,
+                                 theta_lr=theta_lr, max_steps_per_epoch=max_steps_per_epoch,
+                                 train_subset=train_subset, test_subset=test_subset)
+            tc = _finetune_config(epochs, batch_size, lr, augment, seed, device)
+            s = run_resnet_structure(checkpoint, data, out=out, train=tc, structure=sc,
+                                     data_dir=data_dir, resume=resume,
+                                     latency=not no_latency)
+        else:
+            sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
+                              theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
+                              augment, seed, device)
+            s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
+                              data_dir=data_dir, resume=resume, latency=not no_latency)
         if json_:
             print_json({**s, "out": str(out)})
         else:
