@@ -57,20 +57,28 @@ ResumeOpt = Annotated[bool, typer.Option(
 NoLatencyOpt = Annotated[bool, typer.Option("--no-latency", help="Skip CPU latency.")]
 
 
-def _configs(task: str, optimizer: str, penalty: float, epochs: int, batch_size: int,
-             lr: float | None, theta_lr: float | None, lam: int, max_steps: int | None,
-             train_subset: int | None, test_subset: int | None, augment: str | None,
-             seed: int, device: str) -> tuple[Any, Any]:
+def _structure_config(optimizer: str, penalty: float, lam: int, theta_lr: float | None,
+                      max_steps: int | None, train_subset: int | None,
+                      test_subset: int | None) -> Any:
     from archopt.structure.loop import StructureConfig
-    from archopt.structure.run import default_train_config
 
     if optimizer not in ("sng", "asng"):
         from archopt.errors import UnknownName
 
         raise UnknownName(f"unknown structure optimiser {optimizer!r} (one of: sng, asng)")
-    sc = StructureConfig(optimizer=optimizer, penalty=penalty, lam=lam, theta_lr=theta_lr,
-                         max_steps_per_epoch=max_steps, train_subset=train_subset,
-                         test_subset=test_subset)
+    return StructureConfig(optimizer=optimizer, penalty=penalty, lam=lam, theta_lr=theta_lr,
+                           max_steps_per_epoch=max_steps, train_subset=train_subset,
+                           test_subset=test_subset)
+
+
+def _configs(task: str, optimizer: str, penalty: float, epochs: int, batch_size: int,
+             lr: float | None, theta_lr: float | None, lam: int, max_steps: int | None,
+             train_subset: int | None, test_subset: int | None, augment: str | None,
+             seed: int, device: str) -> tuple[Any, Any]:
+    from archopt.structure.run import default_train_config
+
+    sc = _structure_config(optimizer, penalty, lam, theta_lr, max_steps, train_subset,
+                           test_subset)
     tc = default_train_config(task, epochs=epochs, batch_size=batch_size, lr=lr,
                               augment=augment, seed=seed, device=device)
     return sc, tc
@@ -160,22 +168,17 @@ def register(app: typer.Typer) -> None:
         from archopt.structure.sweep import parse_penalty
 
         if task == "resnet-channels":
-            from archopt.structure.loop import StructureConfig
             from archopt.structure.resnet import run_resnet_structure
 
             if init is None:
                 raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
                            "e.g. runs/run-digits/designed)")
-            checkpoint = init / "checkpoint.pt" if init.is_dir() else init
-            if optimizer not in ("sng", "asng"):
-                raise fail(f"unknown structure optimiser {optimizer!r} (one of: sng, asng)")
-            sc = StructureConfig(optimizer=optimizer, penalty=parse_penalty(penalty), lam=lam,
-                                 theta_lr=theta_lr, max_steps_per_epoch=max_steps_per_epoch,
-                                 train_subset=train_subset, test_subset=test_subset)
+            sc = _structure_config(optimizer, parse_penalty(penalty), lam, theta_lr,
+                                   max_steps_per_epoch, train_subset, test_subset)
             tc = _finetune_config(epochs, batch_size, lr, augment, seed, device)
-            s = run_resnet_structure(checkpoint, data, out=out, train=tc, structure=sc,
-                                     data_dir=data_dir, resume=resume,
-                                     latency=not no_latency)
+            s = run_resnet_structure(init / "checkpoint.pt" if init.is_dir() else init, data,
+                                     out=out, train=tc, structure=sc, data_dir=data_dir,
+                                     resume=resume, latency=not no_latency)
         else:
             sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
                               theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,

@@ -73,8 +73,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from archopt.errors import InvalidSpec
-from archopt.latent._config import Settings
 from archopt.latent.encoding import ArrayLayout, array_forward, structure_mask
+from archopt.settings import Settings
 
 __all__ = [
     "LOSSES",

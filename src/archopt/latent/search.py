@@ -43,13 +43,13 @@ from pydantic import Field
 
 from archopt.data.tabular import TabularSplits
 from archopt.errors import CheckpointError, DataError
-from archopt.latent._config import Settings
 from archopt.latent.autoencoder import MultiScaleAutoencoder
 from archopt.latent.compact import CompactMLP, compact_mlp
 from archopt.latent.encoding import array_forward, decode, structure_mask
 from archopt.progress import Progress
 from archopt.runs import ResultDir, atomic_torch_save
 from archopt.runtime import torch_generator
+from archopt.settings import Settings
 
 __all__ = ["DepthResult", "SearchConfig", "SearchResult", "latent_search", "search_depth",
            "soft_prune"]

@@ -33,7 +33,6 @@ import torch
 from pydantic import Field
 
 from archopt.errors import CheckpointError, InvalidSpec, TrainingDiverged
-from archopt.latent._config import Settings
 from archopt.latent.autoencoder import (
     AutoencoderConfig,
     MultiScaleAutoencoder,
@@ -45,6 +44,7 @@ from archopt.latent.generator import training_batch
 from archopt.progress import Progress
 from archopt.runs import ResultDir, atomic_torch_save
 from archopt.runtime import resolve_device, seed_everything, torch_generator
+from archopt.settings import Settings
 
 __all__ = [
     "CHECKPOINT",

@@ -9,13 +9,13 @@ folder records.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from archopt.errors import ArchoptError
-from archopt.spaces.base import format_validation_error
+from archopt.settings import Settings
 
 if TYPE_CHECKING:  # torch-heavy; imported when the structure stage is configured
     from archopt.structure.loop import StructureConfig
@@ -59,7 +59,7 @@ DEFAULT_RHO = {"resnet": 0.3, "mbv2": 0.5}
 DEFAULT_STRUCTURE = {"epochs": 3, "optimizer": "asng", "penalty": 0.25}
 
 
-class RunConfig(BaseModel):
+class RunConfig(Settings):
     """Options of ``archopt run``.
 
     Attributes:
@@ -88,7 +88,9 @@ class RunConfig(BaseModel):
         device: ``auto``, ``cpu``, ``cuda``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=False)
+    what: ClassVar[str] = "run config"
+    error: ClassVar[type[ArchoptError]] = InvalidRunConfig
 
     data: str = "digits"
     data_dir: str | None = None
@@ -109,12 +111,6 @@ class RunConfig(BaseModel):
     structure_options: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise InvalidRunConfig(f"invalid run config: {format_validation_error(err)}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:

@@ -7,12 +7,12 @@ parents not re-scored on the new super-batch.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from archopt.errors import ArchoptError
-from archopt.spaces.base import format_validation_error
+from archopt.settings import Settings
 
 __all__ = ["RESUME_IGNORED", "InvalidRefineConfig", "RefineConfig"]
 
@@ -26,7 +26,7 @@ class InvalidRefineConfig(ArchoptError, ValueError):
     """An HBDE option out of range or of the wrong kind."""
 
 
-class RefineConfig(BaseModel):
+class RefineConfig(Settings):
     """Options of an HBDE run.
 
     Attributes:
@@ -60,7 +60,8 @@ class RefineConfig(BaseModel):
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    what: ClassVar[str] = "refine config"
+    error: ClassVar[type[ArchoptError]] = InvalidRefineConfig
 
     n_bins: int = Field(10_000, ge=1)
     blocks: Literal["histogram", "random"] = "histogram"
@@ -84,11 +85,7 @@ class RefineConfig(BaseModel):
     device: str = "auto"
 
     def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise InvalidRefineConfig(
-                f"invalid refine config: {format_validation_error(err)}") from None
+        super().__init__(**data)
         from archopt.training.metrics import get_metric
 
         get_metric(self.metric)  # UnknownName now, not after the data is loaded

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from archopt.errors import InvalidSpec
+from archopt.settings import format_validation_error
 
 __all__ = [
     "ArchSpec",
@@ -94,13 +95,8 @@ class StageCost(NamedTuple):
     params: int
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """One readable line from a pydantic error: ``field.path: message; ...``."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e.get("loc", ())) or "spec"
-        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
-    return "; ".join(parts)
+def _spec_error(err: ValidationError) -> str:
+    return format_validation_error(err, default_loc="spec")
 
 
 class _Model(BaseModel):
@@ -140,7 +136,7 @@ class ArchSpec(_Model):
             super().__init__(**data)
         except ValidationError as err:
             raise InvalidSpec(
-                f"invalid {self.space} spec: {format_validation_error(err)}") from None
+                f"invalid {self.space} spec: {_spec_error(err)}") from None
     num_classes: int = Field(10, ge=0)
     resolution: int | None = Field(None, ge=1)
 
@@ -244,7 +240,7 @@ class ArchSpec(_Model):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise InvalidSpec(f"invalid {cls.space} spec: {format_validation_error(err)}") from None
+            raise InvalidSpec(f"invalid {cls.space} spec: {_spec_error(err)}") from None
 
     def replace(self, **changes: Any) -> ArchSpec:
         """A copy with ``changes`` applied and re-validated."""

@@ -29,12 +29,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 from torch import nn
 
 from archopt.data import BatchLoader, ImageDataset, augmentation
@@ -42,7 +42,7 @@ from archopt.errors import ArchoptError, CheckpointError, TrainingDiverged
 from archopt.progress import Progress
 from archopt.runs import ResultDir
 from archopt.runtime import resolve_device
-from archopt.spaces.base import format_validation_error
+from archopt.settings import Settings
 from archopt.structure.masking import Supernet
 from archopt.structure.sng import StructureOptimizer
 
@@ -55,7 +55,7 @@ __all__ = ["CHECKPOINT", "LoopResult", "StructureConfig", "evaluate_structure", 
 CHECKPOINT = "checkpoint.pt"
 
 
-class StructureConfig(BaseModel):
+class StructureConfig(Settings):
     """Options of the structure optimiser (the weights' options are a
     :class:`~archopt.training.TrainConfig`).
 
@@ -72,7 +72,8 @@ class StructureConfig(BaseModel):
             epochs (0 = only at the end).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    what: ClassVar[str] = "structure config"
+    error: ClassVar[type[ArchoptError]] = ArchoptError
 
     optimizer: Literal["sng", "asng"] = "sng"
     penalty: float = 0.0
@@ -86,11 +87,7 @@ class StructureConfig(BaseModel):
     eval_every: int = Field(0, ge=0)
 
     def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ArchoptError(f"invalid structure config: {format_validation_error(err)}"
-                               ) from None
+        super().__init__(**data)
         if not math.isfinite(self.penalty):
             raise ArchoptError(f"penalty (eps0) must be finite, got {self.penalty}")
 

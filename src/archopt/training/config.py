@@ -8,12 +8,13 @@ run is observed, not what it computes).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from archopt.data.transforms import AUGMENTATIONS
 from archopt.errors import ArchoptError
+from archopt.settings import Settings
 
 __all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "RESUME_IGNORED", "InvalidConfig", "TrainConfig"]
 
@@ -35,7 +36,7 @@ class InvalidConfig(ArchoptError, ValueError):
     """A training option out of range or of the wrong kind."""
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """Options of a training run.
 
     Attributes:
@@ -76,7 +77,8 @@ class TrainConfig(BaseModel):
             fewer can be faster on a busy machine.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    what: ClassVar[str] = "training config"
+    error: ClassVar[type[ArchoptError]] = InvalidConfig
 
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -104,12 +106,6 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(1024, ge=1)
     latency: bool = True
     threads: int | None = Field(None, ge=1)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise InvalidConfig(f"invalid training config: {_one_line(err)}") from None
 
     @model_validator(mode="before")
     @classmethod
@@ -171,13 +167,3 @@ class TrainConfig(BaseModel):
         theirs = TrainConfig(**{k: v for k, v in other.items() if k in mine}).to_dict()
         return [f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in mine
                 if k not in ignore and mine[k] != theirs[k]]
-
-
-def _one_line(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e.get("loc", ())) or "config"
-        msg = e.get("msg", "invalid").removeprefix("Value error, ")
-        shown = "input" in e and "got" not in msg and not isinstance(e["input"], dict)
-        parts.append(f"{loc}: {msg}" + (f" (got {e['input']!r})" if shown else ""))
-    return "; ".join(parts)
