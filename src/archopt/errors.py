@@ -56,3 +56,14 @@ class CheckpointError(ArchoptError):
 
 class TrainingDiverged(ArchoptError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+    @classmethod
+    def at(cls, *, epoch: int, steps: int, last_good_epoch: int, checkpoint: object | None,
+           advice: str) -> TrainingDiverged:
+        """The error for a run that diverged in ``epoch`` (1-based) after ``steps`` steps;
+        ``checkpoint`` is where the last good epoch was saved (None: no result folder)."""
+        kept = (f"the last good checkpoint (epoch {last_good_epoch}) is kept in {checkpoint}"
+                if checkpoint is not None and last_good_epoch > 0
+                else "no checkpoint had been written yet")
+        return cls(f"training diverged: the loss became NaN or infinite in epoch {epoch} "
+                   f"(after {steps} steps); {kept}; {advice}")

@@ -311,11 +311,9 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
 
 
 def _diverged(out: ResultDir | None, epoch: int, result: LoopResult) -> None:
-    kept = (f"the last good checkpoint (epoch {result.epochs}) is kept in {out.file(CHECKPOINT)}"
-            if out is not None and result.epochs > 0 else "no checkpoint had been written yet")
-    raise TrainingDiverged(f"training diverged: the loss became NaN or infinite in epoch "
-                           f"{epoch + 1} (after {result.steps} steps); {kept}; lower the "
-                           "learning rate (--lr)")
+    raise TrainingDiverged.at(epoch=epoch + 1, steps=result.steps, last_good_epoch=result.epochs,
+                              checkpoint=None if out is None else out.file(CHECKPOINT),
+                              advice="lower the learning rate (--lr)")
 
 
 def evaluate_structure(model: nn.Module, structure: StructureOptimizer | None,

@@ -581,8 +581,7 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 
 def _diverged(rd: ResultDir | None, epoch: int, run: _Run) -> None:
-    kept = (f"the last good checkpoint (epoch {run.epoch}) is kept in {rd.file(CHECKPOINT)}"
-            if rd is not None and run.epoch > 0 else "no checkpoint had been written yet")
-    raise TrainingDiverged(f"training diverged: the loss became NaN or infinite in epoch {epoch} "
-                           f"(after {run.step} optimiser steps); {kept}; lower the learning rate, "
-                           "add warm-up (--warmup) or gradient clipping (--grad-clip)")
+    raise TrainingDiverged.at(epoch=epoch, steps=run.step, last_good_epoch=run.epoch,
+                              checkpoint=None if rd is None else rd.file(CHECKPOINT),
+                              advice="lower the learning rate, add warm-up (--warmup) or "
+                                     "gradient clipping (--grad-clip)")
