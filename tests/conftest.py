@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data folder, a CLI runner, quiet plotting."""
+"""Shared fixtures: the real-data folder, the embedded digits, one torch thread, a CLI runner,
+quiet plotting."""
 
 from __future__ import annotations
 
@@ -27,6 +28,27 @@ def shared_data() -> Path:
     if d is None:
         pytest.skip("real data not found: set ARCHOPT_DATA_DIR to ../shared/data")
     return d
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded digits (scikit-learn's 8x8, fixed stratified split)."""
+    from archopt.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module (restored after): on a shared, busy CPU, OpenMP
+    threads spinning against other processes slow tiny tensor ops down by orders of
+    magnitude."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture()

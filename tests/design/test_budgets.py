@@ -32,6 +32,12 @@ def _check(result, budgets: Budgets) -> None:
                 assert row[name] <= limit
 
 
+def _genuine(err: InfeasibleBudget) -> None:
+    """A refusal must name a budget, and the value it says is needed must really exceed it."""
+    assert err.budget in ("macs", "params", "layers", "effectiveness")
+    assert err.needed is None or err.needed > err.limit, (err.budget, err.needed, err.limit)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(space=st.sampled_from(["resnet", "mbv2"]), macs=st.floats(2e8, 3e9),
        params=st.floats(3e6, 3e7), layers=st.one_of(st.none(), st.integers(20, 200)),
@@ -42,7 +48,7 @@ def test_every_design_meets_every_budget(space, macs, params, layers, rho, seed)
         r = design(space, b, resolution=224, options=DesignOptions(candidates=1500, seed=seed,
                                                                    batch=128))
     except InfeasibleBudget as err:
-        assert err.budget in ("macs", "params", "layers", "effectiveness")
+        _genuine(err)
         return
     _check(r, b)
 
@@ -53,7 +59,8 @@ def test_mlp_designs_meet_budgets(params, rho, layers):
     b = Budgets(params=params, rho=rho, layers=layers)
     try:
         r = design("mlp", b, in_channels=1, resolution=28, num_classes=10, options=FAST)
-    except InfeasibleBudget:
+    except InfeasibleBudget as err:
+        _genuine(err)
         return
     _check(r, b)
 
@@ -66,7 +73,8 @@ def test_dense_designs_meet_budgets(params, rho, solver):
     grid = DenseGrid(growth=(8, 12, 16, 24), layers=tuple(range(4, 17, 2)), kernels=(3, 5))
     try:
         r = design("densenet", b, resolution=32, grid=grid, solver=solver, options=FAST)
-    except InfeasibleBudget:
+    except InfeasibleBudget as err:
+        _genuine(err)
         return
     _check(r, b)
 

@@ -22,13 +22,6 @@ class TinyNet(nn.Module):
 
 
 @pytest.fixture(scope="session")
-def digits():
-    from archopt.data import load_dataset
-
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="session")
 def pretrained(digits, tmp_path_factory):
     """cnn-small trained 8 epochs with Adam on digits (~92% test); returns the checkpoint path."""
     from archopt.training import TrainConfig, train

@@ -1,15 +1,10 @@
-"""One intra-op thread for these small tests: on a shared, busy CPU, OpenMP threads spinning
-against other processes slow tiny tensor ops down by orders of magnitude."""
+"""Structure tests run single-threaded (see the root conftest's ``one_torch_thread``)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(old)

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archopt.data import load_dataset
 from archopt.training import TrainConfig, train
-
-
-@pytest.fixture(scope="session")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="session")
