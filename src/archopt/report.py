@@ -32,22 +32,32 @@ def _num(v: Any, fmt: str = ",.0f") -> str:
     return "-" if v is None else format(float(v), fmt)
 
 
-def results_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """The results table's rows: (model, acc, macro-F1, params, MACs, latency, entropy, rho)."""
+#: The results table's rows: summary key, report label, short (terminal) label.
+ROW_LABELS = (("designed", "designed (DeepMAD)", "designed"), ("baseline", "baseline", "baseline"),
+              ("structured", "designed + structure", "+ structure"),
+              ("refined", "designed + HBDE (macro-F1)", "+ HBDE"))
+
+
+def results_rows(summary: dict[str, Any], *, short: bool = False) -> list[tuple[Any, ...]]:
+    """The results table's rows: (model, acc, macro-F1, params, MACs, latency, entropy, rho);
+    ``short`` labels for a terminal (the report's labels name the baseline too). The HBDE row
+    has macro-F1, params and MACs only."""
     rows = []
-    for key, label in (("designed", "designed (DeepMAD)"), ("baseline", "baseline"),
-                       ("structured", "designed + structure")):
+    for key, label, brief in ROW_LABELS:
         m = summary.get(key)
         if not m:
             continue
-        name = f"{label}: {m.get('name')}" if key == "baseline" and m.get("name") else label
-        rows.append((name, m.get("test_accuracy"), m.get("test_macro_f1"), m.get("params"),
-                     m.get("macs"), m.get("latency_ms"), m.get("entropy"),
-                     m.get("effectiveness")))
-    ref = summary.get("refined")
-    if ref:
-        rows.append(("designed + HBDE (macro-F1)", None, ref.get("test_macro_f1"),
-                     ref.get("params"), ref.get("macs"), None, None, None))
+        if short:
+            name = brief
+        else:
+            name = f"{label}: {m['name']}" if key == "baseline" and m.get("name") else label
+        if key == "refined":
+            rows.append((name, None, m.get("test_macro_f1"), m.get("params"), m.get("macs"),
+                         None, None, None))
+        else:
+            rows.append((name, m.get("test_accuracy"), m.get("test_macro_f1"), m.get("params"),
+                         m.get("macs"), m.get("latency_ms"), m.get("entropy"),
+                         m.get("effectiveness")))
     return rows
 
 

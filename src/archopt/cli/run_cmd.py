@@ -23,11 +23,6 @@ from archopt.pipeline.run import run_pipeline
 from archopt.report import results_rows
 
 
-def _short(label: str) -> str:
-    return (label.split(":")[0].replace(" (DeepMAD)", "").replace(" (macro-F1)", "")
-            .replace("designed + ", "+ "))
-
-
 def _mega(v: Any) -> str | None:
     return None if v is None else f"{v / 1e6:.3f} M"
 
@@ -39,9 +34,9 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
     def pct(v: Any) -> str | None:
         return None if v is None else f"{100 * v:.2f}%"
 
-    rows = [(_short(r[0]), pct(r[1]), pct(r[2]), _mega(r[3]), _mega(r[4]),
+    rows = [(r[0], pct(r[1]), pct(r[2]), _mega(r[3]), _mega(r[4]),
              None if r[5] is None else f"{r[5]:.2f}", None if r[6] is None else f"{r[6]:,.0f}",
-             None if r[7] is None else f"{r[7]:.3f}") for r in results_rows(summary)]
+             None if r[7] is None else f"{r[7]:.3f}") for r in results_rows(summary, short=True)]
     base = (summary.get("baseline") or {}).get("name")
     stages = "design + training" + "".join(f" + {name}" for key, name in (
         ("structured", "structure"), ("refined", "HBDE")) if summary.get(key))
