@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from archopt.data import load_dataset
 from archopt.design import Budgets, DesignOptions, design, score_spec
@@ -57,7 +56,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results"
                     / "design_vs_baseline.json")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
     preset = SCHEDULES[args.schedule]
     n_train = args.train if args.train is not None else preset["train"]
     n_test = args.test if args.test is not None else preset["test"]

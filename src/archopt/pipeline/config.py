@@ -37,16 +37,13 @@ DEFAULT_BUDGETS: dict[str, dict[str, float | None]] = {
 }
 
 #: Default training recipes (the same for the designed network and the baseline).
+_SGD_RECIPE: dict[str, Any] = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
+                               "schedule": "cosine", "warmup_epochs": 1}
 DEFAULT_RECIPES: dict[str, dict[str, Any]] = {
-    "digits": {"epochs": 15, "batch_size": 64, "optimizer": "sgd", "lr": 0.05,
-               "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop", "warmup_epochs": 1},
-    "mnist": {"epochs": 8, "batch_size": 128, "optimizer": "sgd", "lr": 0.05,
-              "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop", "warmup_epochs": 1},
-    "svhn": {"epochs": 15, "batch_size": 128, "optimizer": "sgd", "lr": 0.05,
-             "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop", "warmup_epochs": 1},
-    "default": {"epochs": 10, "batch_size": 128, "optimizer": "sgd", "lr": 0.05,
-                "weight_decay": 5e-4, "schedule": "cosine", "augment": "crop-flip",
-                "warmup_epochs": 1},
+    "digits": {**_SGD_RECIPE, "epochs": 15, "batch_size": 64, "augment": "crop"},
+    "mnist": {**_SGD_RECIPE, "epochs": 8, "batch_size": 128, "augment": "crop"},
+    "svhn": {**_SGD_RECIPE, "epochs": 15, "batch_size": 128, "augment": "crop"},
+    "default": {**_SGD_RECIPE, "epochs": 10, "batch_size": 128, "augment": "crop-flip"},
 }
 
 DEFAULT_RHO = {"resnet": 0.3, "mbv2": 0.5}
