@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from archopt.data import load_dataset
 from archopt.design import Budgets, DesignOptions, design, score_spec
 from archopt.pipeline.baseline import cifar_resnet
