@@ -19,10 +19,12 @@ from archopt.cli.common import (
     JsonOpt,
     OutOpt,
     SeedOpt,
+    ThreadsOpt,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    use_threads,
 )
 from archopt.errors import InvalidSpec
 
@@ -99,12 +101,14 @@ def train_cmd(
     ] = True,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Train the multi-scale autoencoder over random sparse MLPs (resumable)."""
     from archopt.latent import PRESETS, TrainConfig, train_autoencoder
     from archopt.progress import progress
 
+    use_threads(threads)
     if preset not in PRESETS:
         raise InvalidSpec(f"unknown --preset {preset!r} (use one of: {', '.join(PRESETS)})")
     config = PRESETS[preset](activation)
@@ -153,6 +157,7 @@ def search_cmd(
         "--resume/--no-resume", help="Reuse depths already searched in --out.")] = True,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Find a compact MLP (weights + architecture) for regression data by latent search."""
@@ -166,6 +171,7 @@ def search_cmd(
     from archopt.progress import progress
     from archopt.runs import ResultDir
 
+    use_threads(threads)
     model, info = load_autoencoder(autoencoder, device)
     cfg = model.config
     dataset, target_info = load_search_data(

@@ -18,11 +18,13 @@ from archopt.cli.common import (
     JsonOpt,
     OutOpt,
     SeedOpt,
+    ThreadsOpt,
     console,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    use_threads,
 )
 from archopt.errors import ArchoptError
 
@@ -113,6 +115,7 @@ def register(app: typer.Typer) -> None:
             "--resume", help="Continue the run in --out (G may be raised).")] = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Fine-tune a trained classifier with HBDE (histogram blocking + differential
@@ -123,6 +126,7 @@ def register(app: typer.Typer) -> None:
         from archopt.refine.sweep import blocking_sweep
         from archopt.runs import ResultDir
 
+        use_threads(threads)
         src = load_source(checkpoint)
         cfg = RefineConfig.from_any(
             None, n_bins=bins, population=population, generations=generations,

@@ -19,12 +19,14 @@ from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
     SeedOpt,
+    ThreadsOpt,
     console,
     fail,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    use_threads,
 )
 
 TaskOpt = Annotated[str | None, typer.Option(
@@ -151,6 +153,7 @@ def register(app: typer.Typer) -> None:
         no_latency: NoLatencyOpt = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Train a supernet's weights and its structure distribution in one run; keep the
@@ -161,6 +164,7 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
+        use_threads(threads)
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
                        "mlp-units --data mnist --penalty 2^-7 --epochs 10 --out runs/s)")
@@ -218,6 +222,7 @@ def register(app: typer.Typer) -> None:
         no_latency: NoLatencyOpt = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Train every eps0 of the grid and the fixed-structure baselines (uniformly thinned
@@ -226,6 +231,7 @@ def register(app: typer.Typer) -> None:
         interrupted sweep continues where it stopped."""
         from archopt.structure.sweep import parse_penalty, run_sweep
 
+        use_threads(threads)
         values = [parse_penalty(p) for p in penalties.split(",") if p.strip()]
         sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
                           max_steps_per_epoch, train_subset, test_subset, augment, seed, device)
