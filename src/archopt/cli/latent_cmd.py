@@ -106,6 +106,7 @@ def train_cmd(
 ) -> None:
     """Train the multi-scale autoencoder over random sparse MLPs (resumable)."""
     from archopt.latent import PRESETS, TrainConfig, train_autoencoder
+    from archopt.locking import lock_folder
     from archopt.progress import progress
 
     use_threads(threads)
@@ -115,7 +116,7 @@ def train_cmd(
     train = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, epoch_steps=epoch_steps,
                         seed=seed, val_every=val_every, checkpoint_every=val_every,
                         val_batches=val_batches)
-    with progress(steps, f"latent train ({activation})") as bar:
+    with lock_folder(out), progress(steps, f"latent train ({activation})") as bar:
         summary = train_autoencoder(out, config, train, device=device, resume=resume,
                                     max_minutes=max_minutes, progress=bar)
     summary["preset"] = preset
@@ -168,6 +169,7 @@ def search_cmd(
         load_search_data,
         pruned_baseline,
     )
+    from archopt.locking import lock_folder
     from archopt.progress import progress
     from archopt.runs import ResultDir
 
@@ -183,27 +185,28 @@ def search_cmd(
     if target_info is None and scale_x:
         splits, scaling = splits.minmax_scaled()
     search = SearchConfig(steps=steps, depths=_depths(depths), seed=seed)
-    rd = ResultDir(out)
-    rd.write_config({"command": "latent search", "autoencoder": str(autoencoder),
-                     "autoencoder_steps": info["step"], "autoencoder_config": info["config"],
-                     "data": dataset.source, "splits": splits.sizes(), "x_scaling": scaling,
-                     "target": target_info, "search": search.model_dump(mode="json"),
-                     "baseline": baseline, "device": str(next(model.parameters()).device)})
-    n_depths = len(search.depths or model.depths)
-    with progress(steps * n_depths, "latent search") as bar:
-        result = latent_search(model, splits, search, out=rd.path, resume=resume, progress=bar)
-    summary: dict[str, Any] = {"command": "latent search", **result.summary(),
-                               "activation": cfg.activation, "data": dataset.source,
-                               "splits": splits.sizes(), "x_scaling": scaling,
-                               "target": target_info, "model": str(rd.file("model.pt")),
-                               "arch": str(rd.file(rd.ARCH))}
-    if baseline:
-        summary["baseline"] = pruned_baseline(
-            splits, depth=result.best.depth, nonzero=result.compact.nonzero_weights,
-            activation=cfg.activation, negative_slope=cfg.negative_slope,
-            width=cfg.max_width, steps=baseline_steps, seed=seed,
-            device=next(model.parameters()).device)
-    rd.write_summary(summary)
+    with lock_folder(out):  # one writer per folder
+        rd = ResultDir(out)
+        rd.write_config({"command": "latent search", "autoencoder": str(autoencoder),
+                         "autoencoder_steps": info["step"], "autoencoder_config": info["config"],
+                         "data": dataset.source, "splits": splits.sizes(), "x_scaling": scaling,
+                         "target": target_info, "search": search.model_dump(mode="json"),
+                         "baseline": baseline, "device": str(next(model.parameters()).device)})
+        n_depths = len(search.depths or model.depths)
+        with progress(steps * n_depths, "latent search") as bar:
+            result = latent_search(model, splits, search, out=rd.path, resume=resume, progress=bar)
+        summary: dict[str, Any] = {"command": "latent search", **result.summary(),
+                                   "activation": cfg.activation, "data": dataset.source,
+                                   "splits": splits.sizes(), "x_scaling": scaling,
+                                   "target": target_info, "model": str(rd.file("model.pt")),
+                                   "arch": str(rd.file(rd.ARCH))}
+        if baseline:
+            summary["baseline"] = pruned_baseline(
+                splits, depth=result.best.depth, nonzero=result.compact.nonzero_weights,
+                activation=cfg.activation, negative_slope=cfg.negative_slope,
+                width=cfg.max_width, steps=baseline_steps, seed=seed,
+                device=next(model.parameters()).device)
+        rd.write_summary(summary)
     if json_:
         print_json(summary)
     else:

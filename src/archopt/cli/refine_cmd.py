@@ -122,6 +122,7 @@ def register(app: typer.Typer) -> None:
         evolution) for any metric; write OUT/{summary.json, metrics.jsonl, checkpoint.pt,
         convergence.png, config.json}."""
         from archopt.data import load_dataset
+        from archopt.locking import lock_folder
         from archopt.refine import RefineConfig, load_source, refine, run_baselines
         from archopt.refine.sweep import blocking_sweep
         from archopt.runs import ResultDir
@@ -138,10 +139,18 @@ def register(app: typer.Typer) -> None:
         if not name:
             raise ArchoptError(f"{checkpoint} names no dataset; pass --data NAME")
         ds = load_dataset(name, data_dir)
-        if sweep is not None:
-            rep = blocking_sweep(src, ds, _ints(sweep), metric=metric, device=device,
-                                 train_eval_size=train_eval_size, seed=seed)
-            ResultDir(out).write_json("sweep.json", rep)
+        with lock_folder(out):  # one writer per folder
+            if sweep is not None:
+                rep = blocking_sweep(src, ds, _ints(sweep), metric=metric, device=device,
+                                     train_eval_size=train_eval_size, seed=seed)
+                ResultDir(out).write_json("sweep.json", rep)
+            else:
+                rep = None
+                result = refine(src, ds, cfg, out, resume=resume, progress=not json_)
+                if baseline:
+                    run_baselines(result, src, ds, baseline, adam_lr=adam_lr,
+                                  progress=not json_)
+        if rep is not None:
             if json_:
                 print_json(rep)
                 return
@@ -151,9 +160,6 @@ def register(app: typer.Typer) -> None:
                         [(r["n_bins"], r["blocked_dimensions"], round(r["reduction"], 1),
                           r["train"], r["test"]) for r in rep["rows"]])
             return
-        result = refine(src, ds, cfg, out, resume=resume, progress=not json_)
-        if baseline:
-            run_baselines(result, src, ds, baseline, adam_lr=adam_lr, progress=not json_)
         if json_:
             print_json({**result.summary, "out": str(out)})
             return
