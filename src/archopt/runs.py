@@ -121,9 +121,25 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a JSON file.
+
+    Raises: DataError (one line naming the file) when it is missing, unreadable, not UTF-8,
+        not valid JSON (e.g. truncated) or nested too deeply to parse.
+    """
+    from archopt.errors import DataError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: "
+                        f"{err.msg} (truncated or not a JSON file?)") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
