@@ -126,3 +126,101 @@ def test_report_on_a_folder_that_is_not_a_run(cli, tmp_path, make):
     assert folder.exists() == (make != "absent")
     if make == "empty-folder":
         assert list(folder.iterdir()) == []
+
+
+# -- data files --------------------------------------------------------------------------------
+def _damaged_mnist(folder: Path) -> Path:
+    """An MNIST-format folder whose training images' deflate stream is damaged (the gzip
+    header is intact: the damage shows only while decompressing)."""
+    import gzip
+    import zlib
+
+    import numpy as np
+
+    from tests.data.writers import write_mnist_like
+
+    write_mnist_like(folder, n_train=40, n_test=10)
+    images = np.tile(np.arange(28, dtype=np.uint8) * 9, (40, 28, 1))  # compressible
+    raw = bytes([0, 0, 8, 3]) + (40).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    blob = bytearray(gzip.compress(raw + images.tobytes()))
+    for i in range(12, len(blob) - 8):  # the deflate stream, not the header or trailer
+        blob[i] ^= 0xA5
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(zlib.error):  # the case is genuine: zlib itself fails on it
+        gzip.decompress(bytes(blob))
+    return path
+
+
+@pytest.mark.parametrize("how", ["train", "train-no-verify", "datasets-verify"])
+def test_damaged_gzip_stream(cli, tmp_path, how):
+    _damaged_mnist(tmp_path / "data" / "mnist")
+    out = tmp_path / "out"
+    if how == "datasets-verify":
+        res = cli("datasets", "verify", "--data-dir", tmp_path / "data")
+    else:
+        res = cli("train", "cnn-small", "--data", "mnist", "--data-dir", tmp_path / "data",
+                  "--epochs", "1", "--out", out, *(["--no-verify"] if how != "train" else []))
+    line = one_line_exit_2(res)
+    assert "train-images-idx3-ubyte.gz" in line
+    assert not out.exists()
+
+
+# -- numbers -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("penalty", ["2^99999", "-2^99999", "2^-99999", "2^" + "9" * 5000,
+                                     "9" * 400, "1e99999", "nan", "2^x"])
+def test_penalty_out_of_range(cli, tmp_path, penalty):
+    out = tmp_path / "out"
+    line = one_line_exit_2(cli("structure", "--task", "mlp-units", "--data", "digits",
+                               f"--penalty={penalty}", "--epochs", "1", "--out", out))
+    assert "penalty" in line and len(line) < 300
+    assert not out.exists()
+
+
+def test_penalty_powers_of_two_exact():
+    from archopt.structure.sweep import parse_penalty
+
+    assert parse_penalty("2^-7") == 2.0**-7 and parse_penalty("-2^-3") == -0.125
+    assert parse_penalty("2^1023") == 2.0**1023 and parse_penalty("2^-1074") == 5e-324
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.mark.parametrize("verb", ["score", "train", "refine"])
+def test_unsafe_checkpoint_refused_without_torch_advice(cli, tmp_path, verb):
+    import torch
+
+    marker = tmp_path / "PAYLOAD_RAN"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "archopt-checkpoint", "model": _Payload(marker)}, evil)
+    out = tmp_path / "out"
+    args = {"score": ["score", evil],
+            "train": ["train", evil, "--data", "digits", "--epochs", "1", "--out", out],
+            "refine": ["refine", evil, "--data", "digits", "--out", out]}[verb]
+    line = one_line_exit_2(cli(*args))
+    assert "not a safe checkpoint" in line and "evil.pt" in line
+    for advice in ("weights_only=False", "set to `False`", "Re-running", "trusted source"):
+        assert advice not in line
+    assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+def test_damaged_checkpoint(cli, tmp_path, damage):
+    import torch
+
+    good = tmp_path / "good.pt"
+    torch.save({"x": torch.zeros(1000)}, good)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes({"truncated": good.read_bytes()[:300], "empty": b"",
+                     "text": b"hello"}[damage])
+    line = one_line_exit_2(cli("score", bad))
+    assert "bad.pt" in line and "not a readable checkpoint" in line
