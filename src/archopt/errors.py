@@ -50,6 +50,33 @@ class UnsafeFile(DataError):
     """A file that asks to run code or holds types it may not (e.g. a pickle with a payload)."""
 
 
+class FolderInUse(ArchoptError):
+    """A result folder that another process is writing (see :mod:`archopt.locking`).
+
+    Attributes:
+        holder: the holder's record (``pid``, ``host``, ``command``, ``started``) or None.
+    """
+
+    def __init__(self, message: str, *, holder: dict | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class ResourceLimit(ArchoptError):
+    """Work that would need more memory than the machine has (refused before allocating).
+
+    Attributes:
+        needed: the estimate, in bytes.
+        available: the bytes available when it was refused.
+    """
+
+    def __init__(self, message: str, *, needed: int | None = None,
+                 available: int | None = None) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+
 class CheckpointError(ArchoptError):
     """A checkpoint that cannot be read, or that does not match the model it is loaded into."""
 

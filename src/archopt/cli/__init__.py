@@ -9,10 +9,13 @@ import importlib
 
 import typer
 
+from archopt.cli.common import OneLineErrors
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="archopt",
+    cls=OneLineErrors,
     help="Design and optimise neural networks cheaply and on principle.",
     no_args_is_help=True,
     add_completion=False,

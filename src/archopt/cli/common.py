@@ -19,20 +19,24 @@ from rich.table import Table
 
 from archopt.errors import ArchoptError
 from archopt.runs import to_jsonable
+from archopt.threads import ThreadChoice
 
 __all__ = [
     "DataDirOpt",
     "DataOpt",
     "DeviceOpt",
     "JsonOpt",
+    "OneLineErrors",
     "OutOpt",
     "SeedOpt",
+    "ThreadsOpt",
     "console",
     "err_console",
     "fail",
     "handle_errors",
     "print_json",
     "print_table",
+    "use_threads",
 ]
 
 console = Console()
@@ -44,6 +48,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for torch, numpy and random.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Result folder (created if absent).")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1,
+    help="CPU threads for torch [default: auto = the cores this process may use minus the "
+         "machine's load, at least 1; $ARCHOPT_THREADS or $OMP_NUM_THREADS override it].")]
 DataOpt = Annotated[str, typer.Option("--data", help="Dataset name (see `archopt datasets`).")]
 DataDirOpt = Annotated[
     Path | None,
@@ -56,6 +64,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def use_threads(threads: int | None) -> ThreadChoice:
+    """Apply the thread policy (:mod:`archopt.threads`) for the rest of the command; returns
+    the choice (``config.json``'s ``environment.torch_threads`` records the count)."""
+    from archopt.threads import apply_threads
+
+    return apply_threads(threads)
 
 
 def handle_errors(fn: F) -> F:
@@ -73,6 +89,33 @@ def handle_errors(fn: F) -> F:
                        "where the command has it)", 130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The top-level command group: a usage error (unknown option, bad value, missing
+    argument) is one line on stderr, ``error: <what> (see archopt VERB --help)``, exit 2, like
+    every other user error; typer's default is a multi-line panel."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as err:  # typer's own click: usage errors
+            code = getattr(err, "exit_code", 2)
+            if type(err).__name__ == "NoArgsIsHelpError":  # the help was printed
+                sys.exit(code)
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            text = err.format_message() if hasattr(err, "format_message") else str(err)
+            fail(" ".join(text.split()) + hint)
+            sys.exit(code)
+        except typer.Abort:
+            fail("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def print_json(obj: Any) -> None:

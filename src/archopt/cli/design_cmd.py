@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
         (densenet, exact branch-and-bound). Writes arch.json, design.json and plots."""
         from archopt.design import Budgets, DenseGrid, DesignOptions, design, parse_amount
         from archopt.design.output import write_design
+        from archopt.locking import lock_folder
         from archopt.progress import progress
 
         budgets = Budgets(macs=parse_amount(budget_macs, "--budget-macs"),
@@ -137,7 +138,8 @@ def register(app: typer.Typer) -> None:
                   "in_channels": in_channels, "num_classes": num_classes, "init": init,
                   "beta": beta, "seed": seed, "options": options.__dict__,
                   "grid": None if grid is None else grid.as_dict()}
-        write_design(result, folder, config, plots=not no_plots)
+        with lock_folder(folder):
+            write_design(result, folder, config, plots=not no_plots)
         if json_:
             print_json(result.to_dict())
             return

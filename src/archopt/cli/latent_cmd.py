@@ -19,10 +19,12 @@ from archopt.cli.common import (
     JsonOpt,
     OutOpt,
     SeedOpt,
+    ThreadsOpt,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    use_threads,
 )
 from archopt.errors import InvalidSpec
 
@@ -126,14 +128,17 @@ def train_cmd(
     ] = True,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Train the multi-scale autoencoder over random sparse MLPs (resumable)."""
     from archopt.latent import PRESETS, TrainConfig, train_autoencoder
     from archopt.latent.training import PAPER_STEPS
+    from archopt.locking import lock_folder
     from archopt.progress import progress
     from archopt.runtime import resolve_device
 
+    use_threads(threads)
     if preset == "auto":
         preset = "cpu" if resolve_device(device).type == "cpu" else "paper"
     if preset not in PRESETS:
@@ -150,7 +155,7 @@ def train_cmd(
     train = (TrainConfig.cpu(**common, **changes) if preset == "cpu" else
              TrainConfig(**{"checkpoint_every": changes.get("val_every", 500), **common,
                             **changes, "epoch_steps": epoch_steps}))
-    with progress(train.steps, f"latent train ({activation}, {preset})") as bar:
+    with lock_folder(out), progress(train.steps, f"latent train ({activation}, {preset})") as bar:
         summary = train_autoencoder(out, config, train, device=device, resume=resume,
                                     max_minutes=max_minutes, progress=bar)
     summary["preset"] = preset
@@ -207,6 +212,7 @@ def search_cmd(
         "--resume/--no-resume", help="Reuse depths already searched in --out.")] = True,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Find a compact MLP (weights + architecture) for regression data by latent search."""
@@ -218,9 +224,11 @@ def search_cmd(
         pruned_baseline,
     )
     from archopt.latent.pretrained import load_pretrained
+    from archopt.locking import lock_folder
     from archopt.progress import progress
     from archopt.runs import ResultDir
 
+    use_threads(threads)
     if autoencoder is None:
         model, info = load_pretrained(activation, device)
         source = f"shipped:{activation}"
@@ -238,28 +246,29 @@ def search_cmd(
         splits, scaling = splits.minmax_scaled()
     search = SearchConfig(steps=steps, depths=_depths(depths), seed=seed, start=start,
                           restarts=restarts, **({} if lr_t is None else {"lr_t": lr_t}))
-    rd = ResultDir(out)
-    rd.write_config({"command": "latent search", "autoencoder": source,
-                     "autoencoder_steps": info["step"], "autoencoder_config": info["config"],
-                     "data": dataset.source, "splits": splits.sizes(), "x_scaling": scaling,
-                     "target": target_info, "search": search.model_dump(mode="json"),
-                     "baseline": baseline, "device": str(next(model.parameters()).device)})
-    n_depths = len(search.depths or model.depths)
-    with progress(steps * n_depths, "latent search") as bar:
-        result = latent_search(model, splits, search, out=rd.path, resume=resume, progress=bar)
-    summary: dict[str, Any] = {"command": "latent search", **result.summary(),
-                               "activation": cfg.activation, "autoencoder": source,
-                               "data": dataset.source,
-                               "splits": splits.sizes(), "x_scaling": scaling,
-                               "target": target_info, "model": str(rd.file("model.pt")),
-                               "arch": str(rd.file(rd.ARCH))}
-    if baseline:
-        summary["baseline"] = pruned_baseline(
-            splits, depth=result.best.depth, nonzero=result.compact.nonzero_weights,
-            activation=cfg.activation, negative_slope=cfg.negative_slope,
-            width=cfg.max_width, steps=baseline_steps, seed=seed,
-            device=next(model.parameters()).device)
-    rd.write_summary(summary)
+    with lock_folder(out):  # one writer per folder
+        rd = ResultDir(out)
+        rd.write_config({"command": "latent search", "autoencoder": source,
+                         "autoencoder_steps": info["step"], "autoencoder_config": info["config"],
+                         "data": dataset.source, "splits": splits.sizes(), "x_scaling": scaling,
+                         "target": target_info, "search": search.model_dump(mode="json"),
+                         "baseline": baseline, "device": str(next(model.parameters()).device)})
+        n_depths = len(search.depths or model.depths)
+        with progress(steps * n_depths, "latent search") as bar:
+            result = latent_search(model, splits, search, out=rd.path, resume=resume, progress=bar)
+        summary: dict[str, Any] = {"command": "latent search", **result.summary(),
+                                   "activation": cfg.activation, "autoencoder": source,
+                                   "data": dataset.source,
+                                   "splits": splits.sizes(), "x_scaling": scaling,
+                                   "target": target_info, "model": str(rd.file("model.pt")),
+                                   "arch": str(rd.file(rd.ARCH))}
+        if baseline:
+            summary["baseline"] = pruned_baseline(
+                splits, depth=result.best.depth, nonzero=result.compact.nonzero_weights,
+                activation=cfg.activation, negative_slope=cfg.negative_slope,
+                width=cfg.max_width, steps=baseline_steps, seed=seed,
+                device=next(model.parameters()).device)
+        rd.write_summary(summary)
     if json_:
         print_json(summary)
     else:

@@ -18,11 +18,13 @@ from archopt.cli.common import (
     JsonOpt,
     OutOpt,
     SeedOpt,
+    ThreadsOpt,
     console,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    use_threads,
 )
 from archopt.errors import ArchoptError
 
@@ -113,16 +115,19 @@ def register(app: typer.Typer) -> None:
             "--resume", help="Continue the run in --out (G may be raised).")] = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Fine-tune a trained classifier with HBDE (histogram blocking + differential
         evolution) for any metric; write OUT/{summary.json, metrics.jsonl, checkpoint.pt,
         convergence.png, config.json}."""
         from archopt.data import load_dataset
+        from archopt.locking import lock_folder
         from archopt.refine import RefineConfig, load_source, refine, run_baselines
         from archopt.refine.sweep import blocking_sweep
         from archopt.runs import ResultDir
 
+        use_threads(threads)
         src = load_source(checkpoint)
         cfg = RefineConfig.from_any(
             None, n_bins=bins, population=population, generations=generations,
@@ -134,10 +139,18 @@ def register(app: typer.Typer) -> None:
         if not name:
             raise ArchoptError(f"{checkpoint} names no dataset; pass --data NAME")
         ds = load_dataset(name, data_dir)
-        if sweep is not None:
-            rep = blocking_sweep(src, ds, _ints(sweep), metric=metric, device=device,
-                                 train_eval_size=train_eval_size, seed=seed)
-            ResultDir(out).write_json("sweep.json", rep)
+        with lock_folder(out):  # one writer per folder
+            if sweep is not None:
+                rep = blocking_sweep(src, ds, _ints(sweep), metric=metric, device=device,
+                                     train_eval_size=train_eval_size, seed=seed)
+                ResultDir(out).write_json("sweep.json", rep)
+            else:
+                rep = None
+                result = refine(src, ds, cfg, out, resume=resume, progress=not json_)
+                if baseline:
+                    run_baselines(result, src, ds, baseline, adam_lr=adam_lr,
+                                  progress=not json_)
+        if rep is not None:
             if json_:
                 print_json(rep)
                 return
@@ -147,9 +160,6 @@ def register(app: typer.Typer) -> None:
                         [(r["n_bins"], r["blocked_dimensions"], round(r["reduction"], 1),
                           r["train"], r["test"]) for r in rep["rows"]])
             return
-        result = refine(src, ds, cfg, out, resume=resume, progress=not json_)
-        if baseline:
-            run_baselines(result, src, ds, baseline, adam_lr=adam_lr, progress=not json_)
         if json_:
             print_json({**result.summary, "out": str(out)})
             return

@@ -9,6 +9,7 @@ import typer
 
 from archopt.cli.common import JsonOpt, handle_errors, print_json
 from archopt.cli.run_cmd import print_results
+from archopt.locking import lock_folder
 from archopt.report import build_report
 from archopt.runs import read_json
 
@@ -19,7 +20,8 @@ def register(app: typer.Typer) -> None:
     def report(folder: Annotated[Path, typer.Argument(help="An archopt run result folder.")],
                json_: JsonOpt = False) -> None:
         """Rebuild report.md and the plots of a finished `archopt run` folder."""
-        path = build_report(folder)
+        with lock_folder(folder):  # not while a run writes there
+            path = build_report(folder)
         summary = read_json(folder / "summary.json")
         if json_:
             print_json(summary)

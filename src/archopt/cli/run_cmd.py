@@ -13,10 +13,12 @@ import typer
 from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
+    ThreadsOpt,
     err_console,
     handle_errors,
     print_json,
     print_table,
+    use_threads,
 )
 from archopt.pipeline.config import RunConfig
 from archopt.pipeline.run import run_pipeline
@@ -98,10 +100,12 @@ def register(app: typer.Typer) -> None:
             "--no-verify", help="Skip dataset checksums (your own copy).")] = False,
         seed: Annotated[int | None, typer.Option("--seed")] = None,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Design a CNN within budgets, train it and a hand-designed baseline of at most equal MACs
         with the same recipe, and write a report (report.md + plots)."""
+        choice = use_threads(threads)
         train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                  if v is not None}
         flags: dict[str, Any] = dict(
@@ -125,6 +129,7 @@ def register(app: typer.Typer) -> None:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"{cfg.data}-{stamp}"
         log = (lambda _m: None) if json_ else (lambda m: err_console.print(f"[bold]>[/] {m}"))
+        log(f"threads: {choice.describe()}")
         result = run_pipeline(cfg, out, resume=resume, progress=not json_, log=log)
         if json_:
             print_json(result.summary)

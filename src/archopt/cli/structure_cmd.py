@@ -19,12 +19,14 @@ from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
     SeedOpt,
+    ThreadsOpt,
     console,
     fail,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    use_threads,
 )
 
 TaskOpt = Annotated[str | None, typer.Option(
@@ -151,6 +153,7 @@ def register(app: typer.Typer) -> None:
         no_latency: NoLatencyOpt = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Train a supernet's weights and its structure distribution in one run; keep the
@@ -161,30 +164,33 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
+        use_threads(threads)
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
                        "mlp-units --data mnist --penalty 2^-7 --epochs 10 --out runs/s)")
+        from archopt.locking import lock_folder
         from archopt.structure.run import run_structure
         from archopt.structure.sweep import parse_penalty
 
-        if task == "resnet-channels":
-            from archopt.structure.resnet import run_resnet_structure
+        with lock_folder(out):  # one writer per folder
+            if task == "resnet-channels":
+                from archopt.structure.resnet import run_resnet_structure
 
-            if init is None:
-                raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
-                           "e.g. runs/run-digits/designed)")
-            sc = _structure_config(optimizer, parse_penalty(penalty), lam, theta_lr,
-                                   max_steps_per_epoch, train_subset, test_subset)
-            tc = _finetune_config(epochs, batch_size, lr, augment, seed, device)
-            s = run_resnet_structure(init / "checkpoint.pt" if init.is_dir() else init, data,
-                                     out=out, train=tc, structure=sc, data_dir=data_dir,
-                                     resume=resume, latency=not no_latency)
-        else:
-            sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
-                              theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
-                              augment, seed, device)
-            s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
-                              data_dir=data_dir, resume=resume, latency=not no_latency)
+                if init is None:
+                    raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
+                               "e.g. runs/run-digits/designed)")
+                sc = _structure_config(optimizer, parse_penalty(penalty), lam, theta_lr,
+                                       max_steps_per_epoch, train_subset, test_subset)
+                tc = _finetune_config(epochs, batch_size, lr, augment, seed, device)
+                s = run_resnet_structure(init / "checkpoint.pt" if init.is_dir() else init, data,
+                                         out=out, train=tc, structure=sc, data_dir=data_dir,
+                                         resume=resume, latency=not no_latency)
+            else:
+                sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
+                                  theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
+                                  augment, seed, device)
+                s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
+                                  data_dir=data_dir, resume=resume, latency=not no_latency)
         if json_:
             print_json({**s, "out": str(out)})
         else:
@@ -218,19 +224,24 @@ def register(app: typer.Typer) -> None:
         no_latency: NoLatencyOpt = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
+        threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Train every eps0 of the grid and the fixed-structure baselines (uniformly thinned
         to matching weight counts; lambda x batch, lambda x epochs = the same steps); write
         OUT/sweep.json (the table) and OUT/tradeoff.png. Finished runs are reused, so an
         interrupted sweep continues where it stopped."""
+        from archopt.locking import lock_folder
         from archopt.structure.sweep import parse_penalty, run_sweep
 
+        use_threads(threads)
         values = [parse_penalty(p) for p in penalties.split(",") if p.strip()]
         sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
                           max_steps_per_epoch, train_subset, test_subset, augment, seed, device)
-        t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
-                      data_dir=data_dir, baselines=not no_baselines, latency=not no_latency)
+        with lock_folder(out):  # one writer per folder
+            t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
+                          data_dir=data_dir, baselines=not no_baselines,
+                          latency=not no_latency)
         if json_:
             print_json({**t, "out": str(out)})
             return

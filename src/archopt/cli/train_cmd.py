@@ -19,11 +19,13 @@ from archopt.cli.common import (
     JsonOpt,
     OutOpt,
     SeedOpt,
+    ThreadsOpt,
     console,
     err_console,
     handle_errors,
     print_json,
     print_kv,
+    use_threads,
 )
 
 SpecArg = Annotated[str, typer.Argument(
@@ -89,8 +91,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         train_subset: Annotated[int | None, typer.Option(
             "--train-subset", help="Train on a random subset of this many examples.")] = None,
-        threads: Annotated[int | None, typer.Option(
-            "--threads", help="CPU threads for torch [default: one per core].")] = None,
+        threads: ThreadsOpt = None,
         resume: Annotated[bool, typer.Option(
             "--resume", help="Continue the run in --out from its checkpoint.pt.")] = False,
         no_latency: Annotated[bool, typer.Option(
@@ -112,6 +113,7 @@ def register(app: typer.Typer) -> None:
         from archopt.training.trainer import adapt_spec
 
         main = env_world()[0] == 0
+        threads = use_threads(threads).threads
         cfg = TrainConfig.from_any(
             None, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
             momentum=momentum, weight_decay=weight_decay, schedule=schedule,

@@ -99,5 +99,5 @@ def fit_seed(layout: CNNLayout, row: np.ndarray,
                "layers": float(ev.layers[0]), "effectiveness": float(ev.effectiveness[0])}
     budgets.require(metrics, f"the {layout.space} seed structure (TinyNAS start scaled by "
                     f"{SEED_SCALES[i]:g})",
-                    hint="pass a smaller or wider seed with --init, or relax the budgets")
+                    hint="relax the budgets, or start from another seed (archopt design --init)")
     raise InfeasibleBudget("no scaled seed meets the budgets", budget=None)  # pragma: no cover

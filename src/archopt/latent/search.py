@@ -42,13 +42,13 @@ import torch
 from pydantic import Field
 
 from archopt.data.tabular import TabularSplits
-from archopt.errors import CheckpointError, DataError
+from archopt.errors import DataError
 from archopt.latent.autoencoder import MultiScaleAutoencoder
 from archopt.latent.compact import CompactMLP, compact_mlp
 from archopt.latent.encoding import array_forward, decode, structure_mask
 from archopt.latent.generator import random_mlps
 from archopt.progress import Progress
-from archopt.runs import ResultDir, atomic_torch_save
+from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime import flush_denormal as _flush_denormal
 from archopt.runtime import torch_generator
 from archopt.settings import Settings
@@ -385,11 +385,7 @@ def _load_done(rd: ResultDir, model: MultiScaleAutoencoder, depths: list[int],
         f = rd.file(f"search_depth{d}.pt")
         if not f.exists():
             continue
-        try:
-            ck = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"cannot read {f}: {type(err).__name__}: {err}; delete it to "
-                                  "search that depth again") from None
+        ck = torch_load(f, what="search state", advice="delete it to search that depth again")
         if not isinstance(ck, dict) or ck.get("format") != _FORMAT or ck.get("key") != key:
             continue  # another run's (other data, settings or autoencoder): searched again
         z = ck["z"].to(data["x_train"].device)

@@ -42,7 +42,7 @@ from archopt.latent.autoencoder import (
 from archopt.latent.generator import training_batch
 from archopt.latent.validation import evaluate, percentage_errors
 from archopt.progress import Progress
-from archopt.runs import ResultDir, atomic_torch_save
+from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime import resolve_device, seed_everything, torch_generator
 from archopt.settings import Settings
 
@@ -173,11 +173,7 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     if not path.exists():
         raise CheckpointError(f"no autoencoder checkpoint at {path} (train one with `archopt "
                               "latent train --out DIR`, then pass DIR)")
-    try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # corrupt / truncated / not a torch file
-        raise CheckpointError(f"cannot read autoencoder checkpoint {path}: "
-                              f"{type(err).__name__}: {err}") from None
+    ck = torch_load(path, map_location=device, what="autoencoder checkpoint")
     if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not an archopt latent autoencoder checkpoint "
                               f"(expected format {_FORMAT!r})")

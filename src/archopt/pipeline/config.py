@@ -127,6 +127,10 @@ class RunConfig(Settings):
         budgets = DEFAULT_BUDGETS.get(self.data, DEFAULT_BUDGETS["default"])
         recipe = DEFAULT_RECIPES.get(self.data, DEFAULT_RECIPES["default"])
         train = {**recipe, **self.train, "seed": self.seed, "device": self.device}
+        if ("warmup_epochs" not in self.train
+                and isinstance(self.train.get("epochs"), (int, float))):
+            # the recipe's warm-up must end before a short schedule does (--epochs 1)
+            train["warmup_epochs"] = min(recipe["warmup_epochs"], 0.5 * train["epochs"])
         refine = {"n_bins": 10_000, "population": 20, "generations": 30, "super_batch": 128,
                   "metric": "f1", **self.refine_options, "seed": self.seed,
                   "device": self.device}

@@ -21,6 +21,7 @@ training run sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any
 
 from archopt.data import ImageDataset, load_dataset
 from archopt.errors import ArchoptError
+from archopt.locking import discard_on_failure, lock_folder
 from archopt.pipeline.baseline import hand_baseline
 from archopt.pipeline.config import RunConfig
 from archopt.runs import ResultDir, atomic_write_text, read_json
@@ -49,8 +51,31 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+#: What a run writes in its folder (besides plots): removed again when a fresh run fails
+#: before it has a result (:func:`_has_results`), so that its corrected rerun is not refused.
+STAGES = ("design", "designed", "baseline", "structure", "refine")
+RUN_FILES = (ResultDir.CONFIG, "run.yaml", *STAGES, ResultDir.SUMMARY, "report.md")
+
+
+def _has_results(rd: ResultDir) -> bool:
+    """Whether the folder holds work worth keeping: a training checkpoint or a finished run.
+    (A design alone is not: it is recomputed, identically, in seconds.)"""
+    return rd.exists(ResultDir.SUMMARY) or any(
+        (rd.file(stage) / "checkpoint.pt").exists() for stage in STAGES)
+
+
 def _check_folder(rd: ResultDir, cfg: RunConfig, resume: bool) -> None:
+    """Refuse a folder that holds another run (unless ``resume`` with the same options); clear
+    the leftovers of a run that never got to a result (killed, or failed before the cleanup)."""
     if not rd.exists(ResultDir.CONFIG):
+        return
+    if not _has_results(rd):
+        for name in RUN_FILES:
+            p = rd.file(name)
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
         return
     if not resume:
         raise ArchoptError(f"{rd.path} already holds a run; pass --resume to continue it, or "
@@ -156,12 +181,19 @@ def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
         figures for the compact network, plus ``weight_usage_rate``), ``refined`` when
         refinement ran, and ``seconds``.
     Raises: ArchoptError subclasses (bad options, data, infeasible budgets, a folder holding
-        another run).
+        another run); FolderInUse when another process is writing ``out``. A fresh run that
+        fails before it has a result (a training checkpoint) removes what it wrote.
     """
-    say = log or (lambda _msg: None)
     cfg = config.resolve()
-    rd = ResultDir(out)
-    _check_folder(rd, cfg, resume)
+    with lock_folder(out):  # one writer per folder
+        rd = ResultDir(out)
+        _check_folder(rd, cfg, resume)
+        with discard_on_failure(rd.path, RUN_FILES, lambda: _has_results(rd)):
+            return _run(cfg, rd, resume, progress, log or (lambda _msg: None))
+
+
+def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
+         say: Callable[[str], None]) -> RunResult:
     if not rd.exists(ResultDir.CONFIG):
         atomic_write_text(rd.file("run.yaml"), cfg.to_yaml())
         rd.write_config({"command": "run", "run": cfg.model_dump(mode="json")})

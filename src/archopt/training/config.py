@@ -73,8 +73,9 @@ class TrainConfig(Settings):
         eval_every: evaluate on the test split every this many epochs (and after the last).
         eval_batch_size: batch size of evaluation.
         latency: measure CPU latency (batch 1) of the trained model for the summary.
-        threads: torch intra-op CPU threads for the run (None: torch's default, one per core);
-            fewer can be faster on a busy machine.
+        threads: torch intra-op CPU threads for the run (None: leave torch's current count;
+            the CLI sets it by :mod:`archopt.threads`' policy, which does not oversubscribe a
+            busy machine); fewer can be faster on a busy machine.
     """
 
     what: ClassVar[str] = "training config"

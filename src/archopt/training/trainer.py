@@ -24,6 +24,7 @@ permutation, gradients are averaged, metrics are summed over ranks, and only ran
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -42,6 +43,7 @@ from archopt.data.dataset import ImageDataset, normalize
 from archopt.data.loader import BatchLoader
 from archopt.data.transforms import augmentation
 from archopt.errors import ArchoptError, CheckpointError, InvalidSpec, TrainingDiverged
+from archopt.locking import discard_on_failure, lock_folder
 from archopt.profiling import count_macs, count_params, measure_latency
 from archopt.progress import Progress
 from archopt.runs import ResultDir
@@ -68,6 +70,10 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pt"
 CURVES = "curves.png"
+#: What a training run writes in its folder; removed again when the run fails before its first
+#: checkpoint (so the corrected rerun is not refused).
+_RUN_FILES = (ResultDir.CONFIG, ResultDir.ARCH, ResultDir.METRICS, CHECKPOINT,
+              ResultDir.SUMMARY, CURVES)
 
 #: Called after every epoch with the metrics row and the (unwrapped) model; may raise
 #: :class:`StopTraining` to end the run after this epoch.
@@ -282,7 +288,9 @@ def _check_out(rd_path: Path | None, resume: bool) -> Path | None:
     ckpt = rd_path / CHECKPOINT
     if resume:
         return ckpt if ckpt.exists() else None
-    held = [n for n in (CHECKPOINT, ResultDir.METRICS, ResultDir.SUMMARY) if (rd_path / n).exists()]
+    # config.json / metrics.jsonl without a checkpoint: a run that never finished an epoch
+    # (killed); nothing of it is worth keeping, so a fresh run may start over it.
+    held = [n for n in (CHECKPOINT, ResultDir.SUMMARY) if (rd_path / n).exists()]
     if held:
         raise ArchoptError(f"{rd_path} already holds a training run ({', '.join(held)}); pass "
                            "--resume (resume=True) to continue it, or choose another --out")
@@ -390,9 +398,15 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
     threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    folder = Path(out) if out is not None else None
     try:
-        return _train(model, spec, note, data, cfg, Path(out) if out is not None else None,
-                      resume, progress, callbacks, env)
+        with contextlib.ExitStack() as stack:
+            if folder is not None and env.is_main:  # one writer per folder; only rank 0 writes
+                stack.enter_context(lock_folder(folder))
+                stack.enter_context(discard_on_failure(
+                    folder, _RUN_FILES, lambda: (folder / CHECKPOINT).exists()))
+            return _train(model, spec, note, data, cfg, folder, resume, progress, callbacks,
+                          env)
     finally:
         torch.set_num_threads(threads)
         env.shutdown()
@@ -405,10 +419,14 @@ def _train(model: nn.Module | None, spec: ArchSpec | None, note: str | None, dat
     ckpt_path = _check_out(out, resume)
     env.barrier()  # every rank has looked at `out` before rank 0 writes there
     seed_everything(cfg.seed)
+    cuda = dev.type == "cuda"
     if model is None:
         assert spec is not None
+        # refuse, before allocating, a step that cannot fit (one line naming the estimate)
+        spec.check_memory(resolution=data.resolution, batch_size=cfg.batch_size, training=True,
+                          optimizer_slots=2 if cfg.optimizer.startswith("adam") else 1,
+                          available=torch.cuda.mem_get_info(dev)[0] if cuda else None)
         model = spec.build()
-    cuda = dev.type == "cuda"
     amp = cfg.amp if cfg.amp is not None else cuda
     amp_dtype = None
     if amp:
