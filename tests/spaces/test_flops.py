@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from archopt.errors import InvalidSpec
 from archopt.spaces import load_spec, spec_from_dict
 from archopt.spaces.flops import toolbox_flops
+from tests.spaces.test_specs import R18_TXT
 
 RES = 32
 
@@ -110,14 +111,7 @@ def test_other_spaces_refused():
         toolbox_flops(load_spec("mlp-3x784"))
 
 
-R18 = """{ 'best_structures':[ [
- {'class': 'ConvKXBNRELU', 'in': 3, 'k': 3, 'out': 32, 's': 2},
- {'L': 1, 'btn': 40, 'class': 'SuperResK1KXK1', 'in': 32, 'k': 5, 'out': 96, 's': 2},
- {'L': 6, 'btn': 40, 'class': 'SuperResK1KXK1', 'in': 96, 'k': 5, 'out': 384, 's': 2},
- {'L': 9, 'btn': 64, 'class': 'SuperResK1KXK1', 'in': 384, 'k': 5, 'out': 384, 's': 2},
- {'L': 10, 'btn': 104, 'class': 'SuperResK1KXK1', 'in': 384, 'k': 3, 'out': 1024, 's': 1},
- {'L': 12, 'btn': 104, 'class': 'SuperResK1KXK1', 'in': 1024, 'k': 5, 'out': 672, 's': 2}]],
-'space_arch': 'CnnNet'}"""
+R18 = R18_TXT  # the TinyNAS repository's deepmad-R18 structure file
 
 
 def test_score_tinynas_file_headless_with_flops(cli, tmp_path):
