@@ -161,6 +161,7 @@ def _epoch_row(model: nn.Module, structure: StructureOptimizer | None) -> dict[s
         "expected_cost_rate": float(np.dot(c, theta) / c.sum()),
         "mode_cost_rate": float(np.dot(c, mode) / c.sum()),
         "mode_bits": int(mode.sum()),
+        "decided_fraction": structure.decided_fraction(),
     }
     if hasattr(structure, "delta"):
         row["delta"] = float(structure.delta)  # type: ignore[attr-defined]
