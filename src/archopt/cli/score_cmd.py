@@ -103,6 +103,7 @@ def register(app: typer.Typer) -> None:
                 json_: JsonOpt = False) -> None:
         """The built module's layer table (torch's own shapes, params and MACs)."""
         s = load_spec(spec, num_classes=num_classes)
+        s.check_memory(resolution=resolution, batch_size=1)  # one forward pass, refused early
         rows = module_table(s.build(), s.input_shape(resolution))
         if json_:
             print_json([r._asdict() for r in rows])
