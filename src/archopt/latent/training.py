@@ -228,19 +228,37 @@ def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: Train
 
 
 def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
+    """Training loss; validation MdPE (ours) beside the constant and affine references and the
+    decoder coverage; the fraction of validation MLPs beating the constant."""
     from archopt.plotting import new_figure, save_png
 
     tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    va = [(r["step"], r["val_mdpe"]) for r in rows if r.get("val_mdpe") is not None]
-    fig = new_figure((10, 3.8))
-    ax = fig.subplots(1, 2)
+    val = [r for r in rows if r.get("val_mdpe") is not None]
+    fig = new_figure((14, 3.8))
+    ax = fig.subplots(1, 3)
     if tr:
         ax[0].plot(*zip(*tr, strict=True), lw=1)
         ax[0].set_yscale("log")
     ax[0].set(xlabel="step", ylabel="min-over-decoders loss", title="training loss")
-    if va:
-        ax[1].plot(*zip(*va, strict=True), marker="o")
-    ax[1].set(xlabel="step", ylabel="MdPE (%)", title="validation MdPE")
+    for key, label, style in (("val_mdpe", "encoder (best decoder)", "o-"),
+                              ("coverage_mdpe", "decoder coverage", "s-"),
+                              ("constant_mdpe", "constant reference", "--"),
+                              ("affine_mdpe", "affine reference", ":")):
+        pts = [(r["step"], r[key]) for r in val if r.get(key) is not None]
+        if pts:
+            ax[1].plot(*zip(*pts, strict=True), style, label=label, ms=4)
+    if val:
+        ax[1].set_yscale("log")
+        ax[1].legend(fontsize=8)
+    ax[1].set(xlabel="step", ylabel="MdPE (%, ours)", title="validation MdPE")
+    for key, label in (("beats_constant", "encoder"), ("coverage_beats_constant", "coverage")):
+        pts = [(r["step"], 100 * r[key]) for r in val if r.get(key) is not None]
+        if pts:
+            ax[2].plot(*zip(*pts, strict=True), "o-", label=label, ms=4)
+    if val:
+        ax[2].legend(fontsize=8)
+    ax[2].set(xlabel="step", ylabel="% of validation MLPs", ylim=(0, 100),
+              title="MLPs beating the constant")
     fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, rd.file("training.png"), dpi=100, tight=False)
