@@ -49,6 +49,7 @@ from archopt.settings import Settings
 __all__ = [
     "CHECKPOINT",
     "TrainConfig",
+    "autoencoder_from_checkpoint",
     "evaluate",
     "load_autoencoder",
     "percentage_errors",
@@ -184,23 +185,36 @@ def load_autoencoder(path: str | Path, device: torch.device | str | None = "cpu"
                      ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
     """Load a trained autoencoder (a result folder of ``archopt latent train`` or its ``.pt``).
 
-    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "train",
-    "config"}``.
+    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "cpu_s",
+    "train", "config"}``.
 
     Raises: CheckpointError when the file is missing, unreadable or does not fit its config.
     """
     dev = resolve_device(device)
-    ck = read_checkpoint(Path(path), dev)
+    return autoencoder_from_checkpoint(read_checkpoint(Path(path), dev), str(path), dev)
+
+
+def autoencoder_from_checkpoint(ck: dict[str, Any], source: str,
+                                device: torch.device | str = "cpu"
+                                ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
+    """Build the model of a checkpoint dict already read (see :func:`load_autoencoder`);
+    float16 weights (the shipped copies) are upcast to float32. ``source`` names it in errors.
+
+    Raises: CheckpointError when it is not an autoencoder checkpoint or does not fit its config.
+    """
+    if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
+        raise CheckpointError(f"{source} is not an archopt latent autoencoder checkpoint "
+                              f"(expected format {_FORMAT!r})")
     try:
         config = AutoencoderConfig(**ck["config"])
     except (InvalidSpec, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from None
-    model = MultiScaleAutoencoder(config).to(dev)
-    try:  # float16 copies (shipped autoencoders) are upcast to the model's float32
+        raise CheckpointError(f"checkpoint {source} holds an invalid config: {err}") from None
+    model = MultiScaleAutoencoder(config).to(device)
+    try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in ck["model"].items()})
     except (RuntimeError, KeyError, AttributeError) as err:
-        raise CheckpointError(f"checkpoint {path} does not match its config: "
+        raise CheckpointError(f"checkpoint {source} does not match its config: "
                               f"{str(err).splitlines()[0]}") from None
     model.eval()
     return model, {k: ck.get(k) for k in ("step", "elapsed_s", "cpu_s", "train", "config")}
