@@ -224,3 +224,39 @@ def test_damaged_checkpoint(cli, tmp_path, damage):
                      "text": b"hello"}[damage])
     line = one_line_exit_2(cli("score", bad))
     assert "bad.pt" in line and "not a readable checkpoint" in line
+
+
+# -- sizes given on the command line -------------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["summary", "cnn-small", "--resolution", "100000"],
+    ["summary", "resnet18", "--resolution", "30000"],
+    ["train", "cnn-small", "--data", "digits", "--batch-size", "100000000", "--epochs", "1"],
+], ids=["summary-cnn-res1e5", "summary-resnet18-res3e4", "train-batch1e8"])
+def test_oversized_input_or_batch_refused(cli, tmp_path, args):
+    out = tmp_path / "out"
+    res = cli(*args, *(["--out", out] if args[0] == "train" else []))
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refused before allocating" in errors[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "1e999", "-5", "abc", "0"])
+def test_budget_values(cli, tmp_path, value):
+    out = tmp_path / "d"
+    line = one_line_exit_2(cli("design", f"--budget-macs={value}", "--out", out))
+    assert "--budget-macs" in line
+    assert not out.exists()
+
+
+# -- run configs -----------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["a: [", "a: " + "[" * 5000 + "]" * 5000, "- just\n- a list\n",
+                                  "budget_macs: lots\n", "\udcff"],
+                         ids=["truncated", "nested", "not-a-mapping", "bad-value", "not-utf8"])
+def test_bad_run_config(cli, tmp_path, text):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_bytes(text.encode("utf-8", "surrogateescape"))
+    out = tmp_path / "run"
+    line = one_line_exit_2(cli("run", "--config", cfg, "--out", out))
+    assert "run.yaml" in line or "budget_macs" in line
+    assert not out.exists()

@@ -291,7 +291,7 @@ class ArchSpec(_Model):
                        hint="use fewer layers")
         est = self.memory_estimate(resolution=resolution, batch_size=batch_size,
                                    training=training, optimizer_slots=optimizer_slots)
-        hint = "fewer or narrower layers" + (", a smaller batch (--batch-size) or resolution"
+        hint = "fewer or narrower layers" + (", or a smaller batch or input resolution"
                                              if batch_size else "")
         require_memory(est["total"], f"{label} ({est['params']:,.0f} parameters, "
                        f"{est['layers']:,.0f} weight layers"
