@@ -62,6 +62,21 @@ class FolderInUse(ArchoptError):
         self.holder = holder
 
 
+class ResourceLimit(ArchoptError):
+    """Work that would need more memory than the machine has (refused before allocating).
+
+    Attributes:
+        needed: the estimate, in bytes.
+        available: the bytes available when it was refused.
+    """
+
+    def __init__(self, message: str, *, needed: int | None = None,
+                 available: int | None = None) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+
 class CheckpointError(ArchoptError):
     """A checkpoint that cannot be read, or that does not match the model it is loaded into."""
 

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +40,7 @@ __all__ = [
     "read_json",
     "read_jsonl",
     "to_jsonable",
+    "torch_load",
 ]
 
 
@@ -121,9 +123,88 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a JSON file.
+
+    Raises: DataError (one line naming the file) when it is missing, unreadable, not UTF-8,
+        not valid JSON (e.g. truncated) or nested too deeply to parse.
+    """
+    from archopt.errors import DataError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: "
+                        f"{err.msg} (truncated or not a JSON file?)") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+
+
+_TORCH_ADVICE = ("weights_only", "weights only load failed", "trusted source", "trust the",
+                 "documentation of torch.load", "torch.serialization.", "can still be loaded")
+
+
+def _torch_global(err: BaseException) -> str | None:
+    """The global (``posix.system``, ``__main__.C``) an unsafe pickle asked for, if any."""
+    m = re.search(r"GLOBAL\s+([\w.]+)", str(err))
+    return m.group(1) if m else None
+
+
+def _torch_reason(err: BaseException) -> str:
+    """The informative line of a torch.load error, without torch's advice (to reload with
+    ``weights_only=False``, i.e. to run the file's code: wrong advice for a hostile file)."""
+    name = _torch_global(err)
+    if name is not None:
+        return f"it asks for {name}, which weights_only loading does not allow"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    keep = [line for line in lines if not any(a in line.lower() for a in _TORCH_ADVICE)]
+    return keep[0] if keep else type(err).__name__
+
+
+def torch_load(path: str | os.PathLike[str], *, map_location: Any = "cpu",
+               what: str = "checkpoint", advice: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure one line.
+
+    Args:
+        what: what the file should be, for the message ("checkpoint", "search state").
+        advice: appended to the message for a damaged (not an unsafe) file, e.g. "remove it
+            to start afresh".
+
+    Raises:
+        CheckpointError: the file is missing or damaged (truncated, not a torch file), or
+            asks to run code or build types that weights_only loading refuses (an unsafe
+            pickle: refused, never executed; torch's advice to retry unsafely is dropped).
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    from archopt.errors import CheckpointError
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{what} {p} not found")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if _torch_global(err) is None:  # garbage, not a payload
+            raise CheckpointError(f"{p} is not a readable {what} (truncated or not a torch "
+                                  f"file): {_torch_reason(err)}"
+                                  + (f"; {advice}" if advice else "")) from None
+        raise CheckpointError(f"{p} is not a safe {what}: {_torch_reason(err)}; refused, "
+                              "nothing in it was run") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
+            AttributeError, ImportError, IndexError, TypeError, RecursionError,
+            MemoryError) as err:
+        raise CheckpointError(f"{p} is not a readable {what} (truncated or not a torch file): "
+                              f"{_torch_reason(err)}" + (f"; {advice}" if advice else "")
+                              ) from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -179,7 +179,7 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no autoencoder checkpoint"):
         load_autoencoder(tmp_path)
     (tmp_path / "autoencoder.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="not a readable autoencoder checkpoint"):
         load_autoencoder(tmp_path)
     torch.save({"format": "something else"}, tmp_path / "autoencoder.pt")
     with pytest.raises(CheckpointError, match="not an archopt"):

@@ -92,5 +92,103 @@ def test_loop_checks_its_inputs():
     with pytest.raises(ArchoptError, match="9 variables, the supernet 8 bits"):
         train_loop(net, ds, cfg, structure=SNG(Bernoulli(9)))
     big = default_train_config("mlp-units", epochs=1, device="cpu", batch_size=4096)
-    with pytest.raises(ArchoptError, match="smaller than one batch"):
-        train_loop(net, ds, big, structure=SNG(Bernoulli(8)))
+    # as the trainer: a batch larger than the training set trains on the set as one batch
+    r = train_loop(net, ds, big, structure=SNG(Bernoulli(8)))
+    assert r.steps == 1
+
+
+def test_amp_on_cpu_is_refused_in_one_line():
+    ds = _toy_data(200)
+    net = MaskedMLP(MLPSpec(in_features=16, widths=[4], num_classes=3))
+    cfg = default_train_config("mlp-units", epochs=1, device="cpu", amp=True)
+    with pytest.raises(ArchoptError, match="amp") as err:
+        train_loop(net, ds, cfg, structure=SNG(Bernoulli(net.d)))
+    assert "\n" not in str(err.value)
+
+
+def test_loop_schedule_equals_the_trainers(monkeypatch, tmp_path):
+    """Warm-up + step schedule: the lr of every optimiser step of the structure loop equals the
+    trainer's (both go through training.schedules.LRSchedule)."""
+    import archopt.training.schedules as schedules
+    import archopt.training.trainer as trainer
+    from archopt.training import train
+
+    ds = _toy_data(640)
+    cfg = default_train_config("mlp-units", epochs=4, batch_size=64, device="cpu",
+                               warmup_epochs=1.5, lr=0.05, milestones=[0.5, 0.75])
+    seen: dict[str, list[float]] = {"loop": [], "trainer": []}
+    key = ["loop"]
+
+    def record(opt, lr):
+        seen[key[0]].append(lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+    monkeypatch.setattr(schedules, "set_lr", record)
+    monkeypatch.setattr(trainer, "set_lr", record)
+    net = MaskedMLP(MLPSpec(in_features=16, widths=[6], num_classes=3))
+    train_loop(net, ds, cfg, structure=SNG(Bernoulli(net.d)))
+    key[0] = "trainer"
+    train(MLPSpec(in_features=16, widths=[6], num_classes=3), ds, cfg, progress=False)
+    assert len(seen["loop"]) == 4 * 10
+    assert seen["loop"] == seen["trainer"][:len(seen["loop"])]
+    # warm-up over 15 steps, then 0.05, x0.1 at epoch 2 and epoch 3
+    assert seen["loop"][0] == pytest.approx(0.05 / 15)
+    assert seen["loop"][14] == pytest.approx(0.05)
+    assert seen["loop"][19] == pytest.approx(0.05)
+    assert seen["loop"][20] == pytest.approx(0.005)
+    assert seen["loop"][30] == pytest.approx(0.0005)
+
+
+def test_gradient_clipping_and_drop_last_are_honoured():
+    ds = _toy_data(650)  # 650 = 10 batches of 64 + 10
+    torch.manual_seed(0)
+    net = MLPSpec(in_features=16, widths=[6], num_classes=3).build()
+    before = [p.detach().clone() for p in net.parameters()]
+    cfg = default_train_config("mlp-units", epochs=1, batch_size=64, device="cpu", lr=0.1,
+                               weight_decay=0.0, grad_clip=1e-6, drop_last=False)
+    r = train_loop(net, ds, cfg, max_steps_per_epoch=1)
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in
+                           zip(net.parameters(), before, strict=True)))
+    assert 0 < moved <= 0.1 * 1.9 * 1e-6 * 1.001  # first Nesterov step: lr (1 + m) g_clipped
+    r = train_loop(net, ds, cfg)
+    assert r.steps == 11  # the incomplete last batch is kept
+    r = train_loop(net, ds, cfg.model_copy(update={"drop_last": True}))
+    assert r.steps == 10
+
+
+def test_label_smoothing_reaches_the_per_structure_losses():
+    from archopt.structure.loop import _PerStructureLoss
+
+    torch.manual_seed(0)
+    logits, y = torch.randn(2 * 8, 5), torch.randint(0, 5, (8,))
+    crit = _PerStructureLoss(2, 0.2)
+    mean = crit(logits, y.repeat(2))
+    want = [torch.nn.functional.cross_entropy(logits[i * 8:(i + 1) * 8], y, label_smoothing=0.2)
+            for i in range(2)]
+    assert torch.allclose(crit.losses, torch.stack(want))
+    assert torch.allclose(mean, torch.stack(want).mean())
+
+
+def test_useless_bits_end_decided_off_within_the_rule():
+    """Unscaled eta = 1/d, lambda = 2: bits that never change the loss are carried off by the
+    penalty; the rule (steps_to_decide, the penalty's drift time) predicts when. At a quarter of
+    it few are decided; at twice it nearly all are, and none is kept by M*."""
+    from archopt.structure.sng import steps_to_decide
+
+    d, eps = 40, 0.25
+    t_rule = steps_to_decide(1 / d, eps, 1 / d)
+    assert t_rule == pytest.approx(np.log(0.925 / 0.075) * d / eps)
+    early, late = [], []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        opt = SNG(Bernoulli(d), penalty=eps, seed=seed)  # eta = 1/d
+        for t in range(int(2 * t_rule)):
+            m = opt.ask()
+            opt.tell(m, -m[:, :20].sum(1) + rng.normal(0, 1, 2))  # bits 20.. are useless
+            if t == int(t_rule / 4):
+                early.append(np.mean(opt.theta[20:] <= 1 / d + 0.05))
+        late.append(np.mean(opt.theta[20:] <= 1 / d + 0.05))
+        assert not opt.mode()[20:].any()
+    assert max(early) < 0.2
+    assert min(late) >= 0.9

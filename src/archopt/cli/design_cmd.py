@@ -47,7 +47,11 @@ def register(app: typer.Typer) -> None:
             "--space", help="resnet | mbv2 | mlp (DeepMAD) or densenet (Dense Optimizer).")]
             = "resnet",
         budget_macs: Annotated[str | None, typer.Option(
-            "--budget-macs", help="MACs budget per image, e.g. 1.82e9 or 1.82G.")] = None,
+            "--budget-macs", help="MACs budget per image, e.g. 1.82e9 or 1.82G: convolutions "
+            "and linear layers. The DeepMAD / TinyNAS toolbox budgets FLOPs instead, which add "
+            "BatchNorm, activations, residual additions and pooling and leave out the "
+            "classifier (about 1-5 % more for its ResNets; DeepMAD-R18: +1.4 %); the design "
+            "reports both, and `archopt score` shows them for any spec.")] = None,
         budget_params: Annotated[str | None, typer.Option(
             "--budget-params", help="Parameter budget (BN included), e.g. 11.69M.")] = None,
         budget_layers: Annotated[int | None, typer.Option(
@@ -145,8 +149,13 @@ def register(app: typer.Typer) -> None:
             return
         m = result.metrics
         rows = [("objective", m["objective"]), ("entropy", m["entropy"]),
-                ("effectiveness", m["effectiveness"]), ("MACs", m["macs"]),
-                ("params", m["params"]), ("layers", m["layers"])]
+                ("effectiveness", m["effectiveness"]), ("MACs", m["macs"])]
+        if result.spec.space in ("resnet", "mbv2"):
+            from archopt.spaces.flops import toolbox_flops
+
+            rows.append(("FLOPs (TinyNAS convention, headless)",
+                         toolbox_flops(result.spec, resolution).total))
+        rows += [("params", m["params"]), ("layers", m["layers"])]
         if "power_law" in m:
             pl = m["power_law"]
             rows += [("power law a", pl["a"]), ("power law b", pl["b"]), ("S = a - b", pl["S"]),

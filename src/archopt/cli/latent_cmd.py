@@ -47,21 +47,38 @@ def _depths(text: str | None) -> tuple[int, ...] | None:
         raise InvalidSpec(f"--depths: expected comma-separated integers, got {text!r}") from None
 
 
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _validation_rows(s: dict[str, Any]) -> list[tuple[Any, ...]]:
+    by = {str(k): v for k, v in (s.get("by_depth") or {}).items()}
+    rows = []
+    for name, f in [*((k, by[k]) for k in sorted(by)), ("all", s)]:
+        rows.append((name, _pct(f.get("val_mdpe")), _pct(f.get("val_mdpe_authors")),
+                     _pct(f.get("constant_mdpe")), _pct(f.get("affine_mdpe")),
+                     _pct(None if f.get("beats_constant") is None
+                          else 100 * f["beats_constant"]),
+                     _pct(f.get("coverage_mdpe")), _pct(f.get("coverage_mdpe_authors"))))
+    return rows
+
+
 def _print_train(s: dict[str, Any]) -> None:
     print_kv(f"autoencoder ({s['activation']})", [
-        ("steps", s["steps"]), ("minutes", s["minutes"]), ("final loss", s["final_loss"]),
-        ("val MdPE (%)", s["val_mdpe"]), ("params", s["params"]), ("device", s["device"]),
+        ("steps", s["steps"]), ("minutes (wall / CPU)",
+                                f"{s['minutes']:.1f} / {s.get('cpu_minutes', 0):.1f}"),
+        ("final loss", s["final_loss"]), ("params", s["params"]), ("device", s["device"]),
         ("checkpoint", s["checkpoint"])])
-    print_table("validation by depth of the original MLP",
-                ["depth", "MdPE (%)", "best-decoder share"],
-                [(int(d), s["val_mdpe_by_depth"].get(d, s["val_mdpe_by_depth"].get(str(d))),
-                  s["decoder_share"].get(d, s["decoder_share"].get(str(d))))
-                 for d in sorted(int(k) for k in s["decoder_share"])])
+    print_table("validation (%): MdPE ours / authors', references, MLPs beating the constant, "
+                "decoder coverage", ["depth", "MdPE", "authors'", "constant", "affine",
+                                     "beat const", "coverage", "cov. authors'"],
+                _validation_rows(s))
 
 
 def _print_search(s: dict[str, Any]) -> None:
     print_kv("SWAT-NN compact MLP", [
-        ("test MSE", s["test_mse"]), ("val MSE", s["val_mse"]),
+        ("test MSE", s["test_mse"]), ("predict-the-mean test MSE", s["mean_predictor_test_mse"]),
+        ("val MSE", s["val_mse"]),
         ("hidden layers", s["hidden_layers"]), ("widths", str(s["widths"])),
         ("active neurons", s["active_neurons"]), ("non-zero weights", s["nonzero_weights"]),
         ("threshold t", s["threshold"]), ("model", s["model"])])
@@ -70,9 +87,12 @@ def _print_search(s: dict[str, Any]) -> None:
                   r["nonzero_weights"], r["threshold"]) for r in s["per_depth"]])
     if s.get("baseline"):
         b = s["baseline"]
-        print_kv("baseline: dense Adam, magnitude-pruned to the same weights", [
-            ("dense test MSE", b["dense_test_mse"]), ("pruned test MSE", b["test_mse"]),
-            ("active neurons", b["active_neurons"]), ("non-zero weights", b["nonzero_weights"])])
+        print_kv("baseline: dense Adam, pruned to the same count, fine-tuned", [
+            ("dense test MSE", b["dense_test_mse"]),
+            ("pruned test MSE (before fine-tuning)", b["pruned_test_mse"]),
+            ("fine-tuned test MSE", b["test_mse"]), ("non-zero weights", b["nonzero_weights"]),
+            ("live weights (dead units removed)", b["live_weights"]),
+            ("active neurons", b["active_neurons"])])
 
 
 @latent_app.command("train")
@@ -80,19 +100,26 @@ def _print_search(s: dict[str, Any]) -> None:
 def train_cmd(
     out: OutOpt,
     activation: ActivationOpt = "sigmoid",
-    steps: Annotated[int, typer.Option("--steps", help="Total training batches "
-                                       "(paper: 150,001 x 10 epochs).")] = 2000,
     preset: Annotated[str, typer.Option(
-        "--preset", help="Autoencoder size: paper (GPU) | small (CPU) | tiny (smoke tests).")
-    ] = "small",
+        "--preset", help="auto (cpu on a CPU, paper on a GPU) | cpu (MLP autoencoder, the "
+                         "shipped ones) | paper (the paper's CNNs and schedule) | small | tiny.")
+    ] = "auto",
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help="Total training batches (cpu preset: 90,000; paper: 150,001 x 10).")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="MLPs per batch.")] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", help="Adam learning rate (cpu: 1e-3 cosine; paper: 1e-4 step decay).")] = None,
     epoch_steps: Annotated[int, typer.Option(
-        "--epoch-steps", help="Batches per 'epoch' of the lr schedule (x0.5 every 2 epochs).")
+        "--epoch-steps", help="Paper schedule: batches per 'epoch' (lr x0.5 every 2 epochs).")
     ] = 150_001,
-    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps.")] = 500,
+    val_every: Annotated[int | None, typer.Option(
+        "--val-every", help="Validate every N steps (cpu: 5,000; paper: 500).")] = None,
     val_batches: Annotated[int, typer.Option(
-        "--val-batches", help="Fixed-seed validation batches (MdPE).")] = 8,
+        "--val-batches", help="Fixed-seed validation batches of 32 MLPs.")] = 8,
+    coverage_mlps: Annotated[int, typer.Option(
+        "--coverage-mlps", help="Validation MLPs in the decoder-coverage figure (0: none).")
+    ] = 128,
     max_minutes: Annotated[float | None, typer.Option(
         "--max-minutes", help="Stop (checkpointed) after this wall time; rerun to continue.")
     ] = None,
@@ -106,17 +133,29 @@ def train_cmd(
 ) -> None:
     """Train the multi-scale autoencoder over random sparse MLPs (resumable)."""
     from archopt.latent import PRESETS, TrainConfig, train_autoencoder
+    from archopt.latent.training import PAPER_STEPS
     from archopt.locking import lock_folder
     from archopt.progress import progress
+    from archopt.runtime import resolve_device
 
     use_threads(threads)
+    if preset == "auto":
+        preset = "cpu" if resolve_device(device).type == "cpu" else "paper"
     if preset not in PRESETS:
-        raise InvalidSpec(f"unknown --preset {preset!r} (use one of: {', '.join(PRESETS)})")
+        raise InvalidSpec(f"unknown --preset {preset!r} (use one of: auto, {', '.join(PRESETS)})")
     config = PRESETS[preset](activation)
-    train = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, epoch_steps=epoch_steps,
-                        seed=seed, val_every=val_every, checkpoint_every=val_every,
-                        val_batches=val_batches)
-    with lock_folder(out), progress(steps, f"latent train ({activation})") as bar:
+    changes: dict[str, Any] = {k: v for k, v in (("steps", steps), ("lr", lr),
+                                                 ("val_every", val_every)) if v is not None}
+    if "val_every" in changes:
+        changes["checkpoint_every"] = changes["val_every"]
+    common = dict(batch_size=batch_size, seed=seed, val_batches=val_batches,
+                  coverage_mlps=coverage_mlps)
+    if preset != "cpu":  # the paper's schedule; the paper's scale for the paper's sizes
+        changes.setdefault("steps", PAPER_STEPS if preset == "paper" else 2000)
+    train = (TrainConfig.cpu(**common, **changes) if preset == "cpu" else
+             TrainConfig(**{"checkpoint_every": changes.get("val_every", 500), **common,
+                            **changes, "epoch_steps": epoch_steps}))
+    with lock_folder(out), progress(train.steps, f"latent train ({activation}, {preset})") as bar:
         summary = train_autoencoder(out, config, train, device=device, resume=resume,
                                     max_minutes=max_minutes, progress=bar)
     summary["preset"] = preset
@@ -129,9 +168,13 @@ def train_cmd(
 @latent_app.command("search")
 @handle_errors
 def search_cmd(
-    autoencoder: Annotated[Path, typer.Option(
-        "--autoencoder", help="Result folder of `archopt latent train` (or its .pt).")],
     out: OutOpt,
+    autoencoder: Annotated[Path | None, typer.Option(
+        "--autoencoder", help="Result folder of `archopt latent train` (or its .pt); default: "
+                              "the autoencoder shipped for --activation.")] = None,
+    activation: Annotated[str, typer.Option(
+        "--activation", help="Without --autoencoder: which shipped autoencoder (sigmoid | "
+                             "leaky_relu).")] = "sigmoid",
     data: Annotated[str | None, typer.Option(
         "--data", help="A .csv (features..., target) or .npz (x, y) file, or 'synthetic' "
                        "(default: the paper's random sparse width-5 target).")] = None,
@@ -140,6 +183,15 @@ def search_cmd(
     steps: Annotated[int, typer.Option("--steps", help="Adam steps per decoder depth.")] = 1000,
     depths: Annotated[str | None, typer.Option(
         "--depths", help="Decoder depths to search, e.g. 1,2,3 (default: all).")] = None,
+    start: Annotated[str, typer.Option(
+        "--start", help="encoded (encodings of family MLPs, the default) | uniform (the "
+                        "paper's z ~ U(0,1)).")] = "encoded",
+    restarts: Annotated[int, typer.Option(
+        "--restarts", help="Latent points searched together per depth (best by val MSE).")
+    ] = 4,
+    lr_t: Annotated[float | None, typer.Option(
+        "--lr-t", help="Adam learning rate of the threshold t (default: SearchConfig's).")
+    ] = None,
     scale_x: Annotated[bool, typer.Option(
         "--scale-x/--no-scale-x", help="Min-max scale a file's features to [-1, 1] on the "
                                        "training split (the autoencoder's input domain).")] = True,
@@ -150,10 +202,12 @@ def search_cmd(
     target_seed: Annotated[int, typer.Option(
         "--target-seed", help="Synthetic target: its own seed.")] = 0,
     baseline: Annotated[bool, typer.Option(
-        "--baseline", help="Also train the dense Adam baseline and prune it to the same "
-                           "number of non-zero weights.")] = False,
+        "--baseline/--no-baseline", help="Also train the baseline: dense Adam, magnitude-pruned "
+                                         "to the same non-zero count, fine-tuned with the mask "
+                                         "fixed.")] = True,
     baseline_steps: Annotated[int, typer.Option(
-        "--baseline-steps", help="Full-batch Adam steps (lr 0.01) of the baseline.")] = 2000,
+        "--baseline-steps", help="Full-batch Adam steps (lr 0.01) of the baseline, dense and "
+                                 "again for the fine-tuning.")] = 2000,
     resume: Annotated[bool, typer.Option(
         "--resume/--no-resume", help="Reuse depths already searched in --out.")] = True,
     seed: SeedOpt = 0,
@@ -169,12 +223,18 @@ def search_cmd(
         load_search_data,
         pruned_baseline,
     )
+    from archopt.latent.pretrained import load_pretrained
     from archopt.locking import lock_folder
     from archopt.progress import progress
     from archopt.runs import ResultDir
 
     use_threads(threads)
-    model, info = load_autoencoder(autoencoder, device)
+    if autoencoder is None:
+        model, info = load_pretrained(activation, device)
+        source = f"shipped:{activation}"
+    else:
+        model, info = load_autoencoder(autoencoder, device)
+        source = str(autoencoder)
     cfg = model.config
     dataset, target_info = load_search_data(
         data, activation=cfg.activation, negative_slope=cfg.negative_slope, n_in=cfg.n_in,
@@ -184,10 +244,11 @@ def search_cmd(
     scaling = None
     if target_info is None and scale_x:
         splits, scaling = splits.minmax_scaled()
-    search = SearchConfig(steps=steps, depths=_depths(depths), seed=seed)
+    search = SearchConfig(steps=steps, depths=_depths(depths), seed=seed, start=start,
+                          restarts=restarts, **({} if lr_t is None else {"lr_t": lr_t}))
     with lock_folder(out):  # one writer per folder
         rd = ResultDir(out)
-        rd.write_config({"command": "latent search", "autoencoder": str(autoencoder),
+        rd.write_config({"command": "latent search", "autoencoder": source,
                          "autoencoder_steps": info["step"], "autoencoder_config": info["config"],
                          "data": dataset.source, "splits": splits.sizes(), "x_scaling": scaling,
                          "target": target_info, "search": search.model_dump(mode="json"),
@@ -196,7 +257,8 @@ def search_cmd(
         with progress(steps * n_depths, "latent search") as bar:
             result = latent_search(model, splits, search, out=rd.path, resume=resume, progress=bar)
         summary: dict[str, Any] = {"command": "latent search", **result.summary(),
-                                   "activation": cfg.activation, "data": dataset.source,
+                                   "activation": cfg.activation, "autoencoder": source,
+                                   "data": dataset.source,
                                    "splits": splits.sizes(), "x_scaling": scaling,
                                    "target": target_info, "model": str(rd.file("model.pt")),
                                    "arch": str(rd.file(rd.ARCH))}

@@ -35,6 +35,10 @@ def score_summary(spec_ref: str, resolution: int | None, num_classes: int | None
     if in_channels is not None:
         spec = spec.replace(in_channels=in_channels)
     summary = spec.cost_summary(resolution)
+    if spec.space in ("resnet", "mbv2"):
+        from archopt.spaces.flops import toolbox_flops
+
+        summary["flops_tinynas"] = toolbox_flops(spec, summary["resolution"]).as_dict()
     try:
         scores = score_spec(spec, summary["resolution"], beta=beta).as_dict()
     except InvalidSpec as err:  # e.g. an MLP without hidden layers has no entropy
@@ -58,7 +62,10 @@ _LABELS = {"beta": "beta (depth-penalty weight)"}
 def print_score(summary: dict) -> None:
     print_kv(summary.get("name") or summary["space"], [
         ("space", summary["space"]), ("resolution", summary["resolution"]),
-        ("MACs", summary["macs"]), ("params", summary["params"]), ("layers", summary["layers"]),
+        ("MACs", summary["macs"]),
+        *((("FLOPs (TinyNAS convention, headless)", summary["flops_tinynas"]["total"]),)
+          if "flops_tinynas" in summary else ()),
+        ("params", summary["params"]), ("layers", summary["layers"]),
         *((_LABELS.get(k, k.replace("_", " ")), v) for k, v in summary.items()
           if isinstance(v, float)),
         *((f"power law {k}", v) for k, v in (summary.get("power_law") or {}).items()),
@@ -77,7 +84,13 @@ def register(app: typer.Typer) -> None:
               in_channels: ChannelsOpt = None, beta: BetaOpt = None,
               json_: JsonOpt = False) -> None:
         """MACs, params, layers, entropy, effectiveness, objective and a per-stage table of an
-        architecture spec (catalog name, JSON, TinyNAS / DeepMAD structure file)."""
+        architecture spec (catalog name, JSON, TinyNAS / DeepMAD structure file).
+
+        MACs count convolutions and linear layers (the classifier included). For resnet and
+        mbv2 specs, FLOPs under the DeepMAD / TinyNAS toolbox's convention are shown beside
+        them: MACs plus BatchNorm (2 per output element), activations, residual additions and
+        pooling, without the classifier (the toolbox's networks are headless). A TinyNAS
+        structure file is scored headless unless --num-classes says otherwise."""
         summary = score_summary(spec, resolution, num_classes, in_channels, beta)
         if json_:
             print_json(summary)
@@ -90,6 +103,7 @@ def register(app: typer.Typer) -> None:
                 json_: JsonOpt = False) -> None:
         """The built module's layer table (torch's own shapes, params and MACs)."""
         s = load_spec(spec, num_classes=num_classes)
+        s.check_memory(resolution=resolution, batch_size=1)  # one forward pass, refused early
         rows = module_table(s.build(), s.input_shape(resolution))
         if json_:
             print_json([r._asdict() for r in rows])

@@ -102,6 +102,8 @@ def _finetune_config(epochs: int, batch_size: int, lr: float | None, augment: st
 
 
 def _print_run(s: dict[str, Any], out: Path) -> None:
+    from archopt.structure.run import undecided_warning
+
     key = next(k for k in _PER if k in s)
     per = s[key]
     print_kv(f"structure {s['task']} on {s['dataset']} (eps0 = {s['penalty']:g}, "
@@ -115,8 +117,13 @@ def _print_run(s: dict[str, Any], out: Path) -> None:
          f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
          else "not measured"),
         ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
+        ("decided bits", f"{100 * s['decided_fraction']:.1f} %" if "decided_fraction" in s
+         else "not recorded"),
         ("train seconds", s["train_seconds"]),
     ])
+    warning = undecided_warning(s)
+    if warning:
+        console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     console.print(f"results in {out}", highlight=False)
 
 

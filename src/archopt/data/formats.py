@@ -15,6 +15,7 @@ import importlib
 import io
 import pickle
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as fh:
                 return fh.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(f"cannot read {path}: {err}") from None
 
 

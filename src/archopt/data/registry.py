@@ -26,6 +26,7 @@ import functools
 import gzip
 import hashlib
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,7 @@ def _verified(path: str, size: int, mtime_ns: int, md5: str, content_md5: str | 
             return None
         if content_md5 and p.suffix == ".gz" and _md5(p, gunzip=True) == content_md5:
             return None
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         return f"unreadable ({err})"
     return f"md5 {digest}, expected {md5}"
 

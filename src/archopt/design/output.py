@@ -43,6 +43,10 @@ def write_design(result: DesignResult, out: str | Path, config: dict[str, Any], 
     rd = ResultDir(out)
     paths = {"config": rd.write_config(config), "arch": rd.write_arch(result.spec.to_dict())}
     body = result.to_dict()
+    if result.spec.space in ("resnet", "mbv2"):  # the toolbox's FLOPs beside our MACs
+        from archopt.spaces.flops import toolbox_flops
+
+        body["flops_tinynas"] = toolbox_flops(result.spec).as_dict()
     paths["design"] = rd.write_json("design.json", body)
     paths["summary"] = rd.write_summary(body)
     paths["metrics"] = rd.write_lines(ResultDir.METRICS, result.history)

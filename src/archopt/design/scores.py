@@ -19,9 +19,11 @@ in the form the authors' TinyNAS toolbox computes them):
 - effectiveness ``rho = max_i L_i / exp(mean_{l <= L_i} log w_l)`` with ``L_i`` the conv layers
   from the input to the end of stage i (depth over geometric-mean fan-in);
 - depth penalty ``beta * exp(std(L_2..L_S))`` over the superblock depths except the first
-  (population std). The toolbox drops the first superblock (its depth is capped at 3) and,
-  through a slip, the second as well for the ResNet-like space; we implement the intended
-  form, all but the first, for both the ``resnet`` and ``mbv2`` spaces;
+  (population std). The toolbox drops the first superblock (its depth is capped at 3) only in
+  its ResNet-like spaces: ``SuperResKXKX`` drops the first, ``SuperResK1KXK1`` through a slip
+  the first two; for the MobileNet-V2-like space (``SuperResK1DWSEK1``) it keeps every
+  superblock's depth. We use all but the first for both the ``resnet`` and ``mbv2`` spaces
+  (for ``mbv2`` this differs from the toolbox, which keeps the first);
 - DeepMAD objective ``H - beta * exp(std)``, beta = 10.
 
 MLP form (DeepMAD section 3 / specs/deepmad.md section 6): ``H = sum_i log w_i`` over the hidden

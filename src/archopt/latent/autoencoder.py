@@ -84,6 +84,8 @@ __all__ = [
     "decoder_losses",
     "input_grid",
     "min_decoder_loss",
+    "reconstruction_loss",
+    "training_loss",
 ]
 
 _SLOPE = 0.01
@@ -126,6 +128,22 @@ class AutoencoderConfig(Settings):
     # percentage error of the validation MdPE). The presets pick "relative" for leaky_relu and
     # linear; "mse" is the default so that configs written before this field keep their meaning.
     loss: Literal["mse", "relative"] = "mse"
+    # --- CPU-preset departures from the paper (defaults = the paper's design) ---------------
+    # "cnn": the paper's conv encoders/decoders; "mlp": per-depth linear encoders and decoders
+    # around the same shared latent MLPs (see the module docstring, "The CPU preset").
+    arch: Literal["cnn", "mlp"] = "cnn"
+    # MLP arch: width of the per-depth encoder output and of the shared expand output.
+    mlp_width: int = Field(512, ge=1)
+    # The encoder reads weights / input_scale (mask columns unscaled): O(1) inputs.
+    input_scale: float = Field(1.0, gt=0)
+    # Weight of the reconstruction term: each original's array decoded by its own depth's decoder,
+    # MSE on weights in units of weight_range + BCE on the mask columns (0 = the paper).
+    recon_weight: float = Field(0.0, ge=0)
+    # Latent points are layer-normalised (zero mean, unit variance over the latent_dim entries)
+    # before decoding, and encode() returns normalised points.
+    latent_norm: bool = False
+    # Gaussian noise (std, in latent units) added to z before decoding during training.
+    latent_noise: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> AutoencoderConfig:
@@ -159,6 +177,18 @@ class AutoencoderConfig(Settings):
                                        loss=cls.default_loss(activation))
         return cls(activation=activation, **{**base, **changes})
 
+    @classmethod
+    def cpu(cls, activation: str = "sigmoid", **changes: object) -> AutoencoderConfig:
+        """The CPU preset (a departure from the paper, see the module docstring): MLP encoders
+        and decoders, inputs / 10, decoded weights x 10, no latent normalisation, and the
+        weight-reconstruction term (weight 10 beside the MSE for sigmoid, 1 beside the relative
+        error for leaky_relu / linear)."""
+        loss = cls.default_loss(activation)
+        base: dict[str, object] = dict(
+            arch="mlp", mlp_width=384, hidden=(256,), latent_dim=128, head_hidden=256,
+            input_scale=10.0, weight_scale=10.0, latent_norm=False, loss=loss,
+            recon_weight=10.0 if loss == "mse" else 1.0)
+        return cls(activation=activation, **{**base, **changes})
 
     @classmethod
     def tiny(cls, activation: str = "sigmoid", **changes: object) -> AutoencoderConfig:
@@ -169,8 +199,8 @@ class AutoencoderConfig(Settings):
 
 
 #: Named configurations for ``archopt latent train --preset``.
-PRESETS = {"paper": AutoencoderConfig.paper, "small": AutoencoderConfig.small,
-           "tiny": AutoencoderConfig.tiny}
+PRESETS = {"cpu": AutoencoderConfig.cpu, "paper": AutoencoderConfig.paper,
+           "small": AutoencoderConfig.small, "tiny": AutoencoderConfig.tiny}
 
 
 def input_grid(n_in: int, points: int = 10, *, low: float = -1.0, high: float = 1.0,
@@ -256,15 +286,40 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _FlatEncoder(nn.Module):
+    """MLP arch: flatten the ``H x W`` array -> ``width`` (one linear layer + LeakyReLU)."""
+
+    def __init__(self, rows: int, width: int, out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(rows * width, out), nn.LeakyReLU(_SLOPE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _FlatDecoder(nn.Module):
+    """MLP arch: ``width -> head_hidden -> H x W`` (the decoder of one depth)."""
+
+    def __init__(self, width: int, head_hidden: int, rows: int, cols: int) -> None:
+        super().__init__()
+        self.rows, self.width = rows, cols
+        self.net = nn.Sequential(nn.Linear(width, head_hidden), nn.LeakyReLU(_SLOPE),
+                                 nn.Linear(head_hidden, rows * cols))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net(feats).view(-1, self.rows, self.width)
+
+
 class MultiScaleAutoencoder(nn.Module):
     """Encoders per width, a shared latent embedding, decoders per depth (see module docstring).
 
     Args:
-        config: the :class:`AutoencoderConfig`.
+        config: the :class:`AutoencoderConfig` (``arch`` "cnn": the paper's conv stacks; "mlp":
+            the CPU preset's linear per-depth encoders and decoders).
 
     Shapes: :meth:`encode` maps ``{depth: (B_L, H, W_L)}`` to ``(sum B_L, latent_dim)`` (depths in
     increasing order); :meth:`decode` maps ``(B, latent_dim)`` to ``(B, H, W_L)`` clean arrays for
-    one depth.
+    one depth; :meth:`decode_all` to all depths at once (the shared expand MLP runs once).
     """
 
     def __init__(self, config: AutoencoderConfig) -> None:
@@ -272,45 +327,79 @@ class MultiScaleAutoencoder(nn.Module):
         self.config = config
         self.layout = config.layout
         H = self.layout.rows
-        c3 = config.channels[2]
-        self.feature_sizes = [c3 * _down(_down(H)) * _down(_down(self.layout.width(L)))
-                              for L in self.layout.depths]
-        total = sum(self.feature_sizes)
-        self.offsets = [sum(self.feature_sizes[:i]) for i in range(len(self.feature_sizes))]
-        self.encoders = nn.ModuleList(_Encoder(config.channels) for _ in self.layout.depths)
+        depths = list(self.layout.depths)
+        if config.arch == "cnn":
+            c3 = config.channels[2]
+            self.feature_sizes = [c3 * _down(_down(H)) * _down(_down(self.layout.width(L)))
+                                  for L in depths]
+            total = sum(self.feature_sizes)
+            self.offsets = [sum(self.feature_sizes[:i]) for i in range(len(self.feature_sizes))]
+            self.encoders = nn.ModuleList(_Encoder(config.channels) for _ in depths)
+            self.decoders = nn.ModuleList(
+                _Decoder(config.channels, H, self.layout.width(L), config.head_hidden)
+                for L in depths)
+        else:
+            total = config.mlp_width
+            self.feature_sizes = [total] * len(depths)
+            self.offsets = [0] * len(depths)
+            self.encoders = nn.ModuleList(_FlatEncoder(H, self.layout.width(L), total)
+                                          for L in depths)
+            self.decoders = nn.ModuleList(
+                _FlatDecoder(total, config.head_hidden, H, self.layout.width(L)) for L in depths)
         self.embed = _mlp([total, *config.hidden, config.latent_dim])
         self.expand = nn.Sequential(_mlp([config.latent_dim, *reversed(config.hidden), total]),
                                     nn.LeakyReLU(_SLOPE))
-        self.decoders = nn.ModuleList(
-            _Decoder(config.channels, H, self.layout.width(L), config.head_hidden)
-            for L in self.layout.depths)
 
     @property
     def depths(self) -> list[int]:
         return list(self.layout.depths)
 
+    def _scale_input(self, x: torch.Tensor, depth: int) -> torch.Tensor:
+        s = self.config.input_scale
+        if s == 1.0:
+            return x
+        wc = self.layout.weight_cols(depth)
+        return torch.cat([x[..., :wc] / s, x[..., wc:]], dim=-1)
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent point the decoders read: ``z`` itself, or with ``latent_norm`` its layer
+        normalisation (zero mean, unit variance over the ``latent_dim`` entries)."""
+        if not self.config.latent_norm:
+            return z
+        return nn.functional.layer_norm(z, z.shape[-1:])
+
     def encode(self, arrays: dict[int, torch.Tensor]) -> torch.Tensor:
         """Embed MLP arrays grouped by depth; returns ``(B, latent_dim)`` in depth order."""
-        total = sum(self.feature_sizes)
         parts = []
         for L in sorted(arrays):
             x = arrays[L]
             if x.dim() != 3 or tuple(x.shape[1:]) != (self.layout.rows, self.layout.width(L)):
                 raise InvalidSpec(f"depth {L}: expected arrays (B, {self.layout.rows}, "
                                   f"{self.layout.width(L)}), got {tuple(x.shape)}")
-            f = self.encoders[L - 1](x)
-            i = self.offsets[L - 1]
-            feats = x.new_zeros(x.shape[0], total)
-            feats[:, i:i + f.shape[1]] = f
-            parts.append(feats)
-        return self.embed(torch.cat(parts))
+            f = self.encoders[L - 1](self._scale_input(x, L))
+            if self.config.arch == "cnn":  # the paper: features of all widths concatenated
+                feats = x.new_zeros(x.shape[0], sum(self.feature_sizes))
+                i = self.offsets[L - 1]
+                feats[:, i:i + f.shape[1]] = f
+                f = feats
+            parts.append(f)
+        return self.normalize(self.embed(torch.cat(parts)))
 
-    def decode_raw(self, z: torch.Tensor, depth: int) -> torch.Tensor:
-        """The decoder head's raw ``(B, H, W_L)`` output (before masks)."""
-        depth = self.layout.check_depth(depth)
-        h = self.expand(z)
+    def _head(self, h: torch.Tensor, depth: int) -> torch.Tensor:
         i = self.offsets[depth - 1]
         return self.decoders[depth - 1](h[:, i:i + self.feature_sizes[depth - 1]])
+
+    def decode_raw(self, z: torch.Tensor, depth: int) -> torch.Tensor:
+        """The decoder head's raw ``(B, H, W_L)`` output (before masks and ``weight_scale``)."""
+        depth = self.layout.check_depth(depth)
+        return self._head(self.expand(self.normalize(z)), depth)
+
+    def _clean(self, raw: torch.Tensor, depth: int) -> torch.Tensor:
+        wc = self.layout.weight_cols(depth)
+        soft = torch.sigmoid(raw[..., wc:])
+        masks = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1 forward
+        weights = raw[..., :wc] * self.config.weight_scale * structure_mask(masks, self.layout)
+        return torch.cat([weights, masks], dim=-1)
 
     def decode(self, z: torch.Tensor, depth: int) -> torch.Tensor:
         """Decode latent points to clean MLP arrays with ``depth`` hidden layers.
@@ -318,17 +407,20 @@ class MultiScaleAutoencoder(nn.Module):
         Mask columns: ``sigmoid > 0.5`` (straight-through gradient); weights of absent units and
         padding are zero. Returns ``(B, H, W_L)``.
         """
-        raw = self.decode_raw(z, depth)
-        wc = self.layout.weight_cols(depth)
-        soft = torch.sigmoid(raw[..., wc:])
-        masks = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1 forward
-        weights = raw[..., :wc] * self.config.weight_scale * structure_mask(masks, self.layout)
-        return torch.cat([weights, masks], dim=-1)
+        return self._clean(self.decode_raw(z, depth), depth)
+
+    def decode_all(self, z: torch.Tensor, *, raw: bool = False) -> dict[int, torch.Tensor]:
+        """Decode ``(B, latent_dim)`` with every decoder; the expand MLP runs once.
+
+        Returns: ``{depth: (B, H, W_depth)}`` clean arrays (``raw=True``: the heads' raw outputs).
+        """
+        h = self.expand(self.normalize(z))
+        heads = {L: self._head(h, L) for L in self.depths}
+        return heads if raw else {L: self._clean(r, L) for L, r in heads.items()}
 
     def forward(self, arrays: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         """Encode, then decode with every decoder: ``{depth: (B, H, W_depth)}``."""
-        z = self.encode(arrays)
-        return {L: self.decode(z, L) for L in self.depths}
+        return self.decode_all(self.encode(arrays))
 
 
 def decoder_errors(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
@@ -341,15 +433,75 @@ def decoder_errors(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor]
         original; ``y``: ``(B, P)`` the originals' outputs; ``preds``: ``{depth: (B, P)}``.
         Rows are in increasing depth order of ``arrays``.
     """
+    out = _batch_forward(model, arrays, grid)
+    return out[0], out[1], out[2]
+
+
+def _batch_forward(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
+                   grid: torch.Tensor, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor],
+                              dict[int, torch.Tensor]]:
+    """``(mse, y, preds, raw)``: :func:`decoder_errors` plus the heads' raw outputs; with a
+    ``generator`` (training) ``latent_noise`` is added to ``z`` before decoding."""
     cfg = model.config
     lay = model.layout
     y = torch.cat([array_forward(arrays[L], grid, lay, cfg.activation, cfg.negative_slope)
                    for L in sorted(arrays)])
-    decoded = model(arrays)
-    preds = {L: array_forward(a, grid, lay, cfg.activation, cfg.negative_slope)
-             for L, a in decoded.items()}
+    z = model.encode(arrays)
+    if generator is not None and cfg.latent_noise > 0:
+        z = z + cfg.latent_noise * torch.randn(z.shape, generator=generator, device=z.device,
+                                               dtype=z.dtype)
+    raw = model.decode_all(z, raw=True)
+    preds = {L: array_forward(model._clean(r, L), grid, lay, cfg.activation,
+                              cfg.negative_slope) for L, r in raw.items()}
     mse = torch.stack([((preds[L] - y) ** 2).mean(1) for L in model.depths], dim=1)
-    return mse, y, preds
+    return mse, y, preds, raw
+
+
+def reconstruction_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
+                        raw: dict[int, torch.Tensor]) -> torch.Tensor:
+    """The CPU preset's auxiliary term: each original decoded by its own depth's decoder.
+
+    ``mean((weight_scale * raw_w - w)^2) / weight_range^2`` over the weight columns (weights in
+    units of the family's ``weight_range``) plus the binary cross-entropy of the mask columns'
+    logits against the original's unit masks; averaged over the batch (rows in depth order, as
+    :meth:`MultiScaleAutoencoder.encode`).
+    """
+    cfg = model.config
+    lay = model.layout
+    start, terms, n = 0, [], 0
+    for L in sorted(arrays):
+        a = arrays[L]
+        r = raw[L][start:start + a.shape[0]]
+        start += a.shape[0]
+        wc = lay.weight_cols(L)
+        w_err = ((r[..., :wc] * cfg.weight_scale - a[..., :wc]) / cfg.weight_range) ** 2
+        bce = nn.functional.binary_cross_entropy_with_logits(r[..., wc:], a[..., wc:],
+                                                             reduction="none")
+        terms.append(w_err.flatten(1).mean(1).sum() + bce.flatten(1).mean(1).sum())
+        n += a.shape[0]
+    return torch.stack(terms).sum() / max(n, 1)
+
+
+def training_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
+                  grid: torch.Tensor, generator: torch.Generator | None = None
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The autoencoder's training objective on one batch.
+
+    ``min-loss`` (mean over the batch of the minimum over decoders of ``config.loss``) plus, when
+    ``config.recon_weight > 0``, ``recon_weight * reconstruction_loss``.
+
+    Returns: ``(loss, parts)`` with ``parts = {"functional", "recon"}`` as floats.
+    """
+    mse, y, preds, raw = _batch_forward(model, arrays, grid, generator)
+    functional = decoder_losses(mse, y, preds, model.config.loss).min(1).values.mean()
+    loss = functional
+    parts = {"functional": float(functional.detach())}
+    if model.config.recon_weight > 0:
+        recon = reconstruction_loss(model, arrays, raw)
+        loss = loss + model.config.recon_weight * recon
+        parts["recon"] = float(recon.detach())
+    return loss, parts
 
 
 def decoder_losses(mse: torch.Tensor, y: torch.Tensor, preds: dict[int, torch.Tensor],

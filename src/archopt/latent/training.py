@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -36,53 +36,89 @@ from archopt.errors import CheckpointError, InvalidSpec, TrainingDiverged
 from archopt.latent.autoencoder import (
     AutoencoderConfig,
     MultiScaleAutoencoder,
-    decoder_errors,
-    decoder_losses,
     input_grid,
+    training_loss,
 )
 from archopt.latent.generator import training_batch
+from archopt.latent.validation import evaluate, percentage_errors
 from archopt.progress import Progress
-from archopt.runs import ResultDir, atomic_torch_save
+from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime import resolve_device, seed_everything, torch_generator
 from archopt.settings import Settings
 
 __all__ = [
     "CHECKPOINT",
     "TrainConfig",
+    "autoencoder_from_checkpoint",
     "evaluate",
     "load_autoencoder",
     "percentage_errors",
+    "read_checkpoint",
     "train_autoencoder",
 ]
 
 CHECKPOINT = "autoencoder.pt"
+#: Steps of the CPU preset's schedule (``archopt latent train`` with the defaults).
+CPU_STEPS = 90_000
+#: The paper's scale: 150,001 batches x 10 epochs.
+PAPER_STEPS = 150_001 * 10
 _FORMAT = "archopt.latent.autoencoder/1"
-_VAL_SEED = 1_000_000_007
 # Training settings that may change between a run and its resumption (bookkeeping only).
-_RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "log_every", "val_batches"}
+_RESUMABLE_CHANGES = {"steps", "val_every", "checkpoint_every", "log_every", "val_batches",
+                      "coverage_every", "coverage_mlps"}
 
 
 class TrainConfig(Settings):
-    """How to train (the paper's values as defaults, except ``steps``)."""
+    """How to train: the paper's schedule by default (Adam 1e-4, x0.5 every 2 epochs of 150,001
+    batches), or the CPU preset's (:meth:`cpu`: Adam 1e-3, linear warm-up, cosine to 0 over
+    ``steps``). ``steps`` is the total number of batches."""
 
     what = "training config"
 
     steps: int = Field(1000, ge=0, description="total batches (paper: 150,001 x 10 epochs)")
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-4, gt=0)
+    schedule: Literal["step", "cosine"] = Field(
+        "step", description="step: x decay every decay_epochs epochs (paper); cosine: to 0 "
+                            "over steps")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from lr/warmup_steps")
     epoch_steps: int = Field(150_001, ge=1, description="batches per epoch (lr schedule)")
     decay: float = Field(0.5, gt=0, le=1, description="lr factor every `decay_epochs` epochs")
     decay_epochs: int = Field(2, ge=1)
     seed: int = 0
     val_every: int = Field(500, ge=1)
     val_batches: int = Field(8, ge=1)
+    coverage_every: int = Field(0, ge=0, description="decoder coverage every N steps (and at "
+                                "the end); 0 = only at the end")
+    coverage_mlps: int = Field(64, ge=0, description="validation MLPs in the coverage figure "
+                               "(0 = no coverage)")
     checkpoint_every: int = Field(500, ge=1)
     log_every: int = Field(50, ge=1)
 
+    @classmethod
+    def cpu(cls, **changes: Any) -> TrainConfig:
+        """The CPU preset's schedule (a departure from the paper, see
+        :mod:`archopt.latent.autoencoder`): Adam 1e-3, 200 warm-up steps, cosine to 0."""
+        base: dict[str, Any] = dict(steps=CPU_STEPS, lr=1e-3, schedule="cosine",
+                                    warmup_steps=200, val_every=5000, checkpoint_every=5000,
+                                    coverage_every=0, coverage_mlps=128)
+        return cls(**{**base, **changes})
 
     def lr_at(self, step: int) -> float:
-        """Step decay: ``lr * decay ** (step // (decay_epochs * epoch_steps))``."""
-        return self.lr * self.decay ** (step // (self.decay_epochs * self.epoch_steps))
+        """The learning rate of step ``step`` (0-based).
+
+        ``step``: ``lr * decay ** (step // (decay_epochs * epoch_steps))``; ``cosine``:
+        ``lr * (1 + cos(pi * step / steps)) / 2``; either times ``(step + 1) / warmup_steps``
+        during the warm-up.
+        """
+        if self.schedule == "cosine":
+            lr = self.lr * 0.5 * (1 + math.cos(math.pi * min(step, self.steps)
+                                               / max(self.steps, 1)))
+        else:
+            lr = self.lr * self.decay ** (step // (self.decay_epochs * self.epoch_steps))
+        if step < self.warmup_steps:
+            lr *= (step + 1) / self.warmup_steps
+        return lr
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Optimizer:
@@ -98,84 +134,47 @@ def _step_generator(seed: int, step: int, device: torch.device) -> torch.Generat
     return torch_generator((int(seed) * 1_000_003 + int(step)) % (2**62), device)
 
 
-def percentage_errors(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-MLP percentage error ``100 * mean|pred - y| / mean|y|`` over the last dim: ``(B,)``.
+class _Clock:
+    """Wall and process-CPU seconds of training, summed over sessions (``lap`` banks them)."""
 
-    An original whose outputs are all exactly 0 gets 0 % when the prediction is 0 too, else inf.
-    """
-    num = (pred - y).abs().mean(-1)
-    den = y.abs().mean(-1)
-    return torch.where(den > 0, 100 * num / den.clamp_min(1e-30),
-                       torch.where(num > 0, torch.full_like(num, math.inf),
-                                   torch.zeros_like(num)))
+    def __init__(self, wall: float = 0.0, cpu: float = 0.0) -> None:
+        self.wall, self.cpu = wall, cpu
+        self.start()
 
+    def start(self) -> None:
+        self._w, self._c = time.perf_counter(), time.process_time()
 
-@torch.no_grad()
-def evaluate(model: MultiScaleAutoencoder, *, batches: int = 8, batch_size: int = 32,
-             seed: int = _VAL_SEED, device: torch.device | str | None = None) -> dict[str, Any]:
-    """Validation on fixed-seed batches: min-loss, MdPE (overall and per original depth) and how
-    often each decoder is the best.
+    def wall_now(self) -> float:
+        return self.wall + time.perf_counter() - self._w
 
-    The best decoder of an MLP is the one with the smallest training error (``config.loss``);
-    ``val_loss`` is the min-loss under that error, ``val_mse`` the output MSE of the best decoder.
-
-    Returns: ``{"val_loss", "val_mse", "val_mdpe", "val_mdpe_by_depth": {L: %},
-    "decoder_share": {L: frac}, "val_mlps"}``.
-    """
-    cfg = model.config
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    grid = input_grid(cfg.n_in, cfg.grid_points, device=device)
-    losses, mses, errors, depths, bests = [], [], [], [], []
-    for b in range(batches):
-        arrays = training_batch(batch_size, cfg.layout, generator=torch_generator(seed + b, device),
-                                sparsities=cfg.sparsities, widths=cfg.widths,
-                                weight_range=cfg.weight_range, device=device)
-        mse, y, preds = decoder_errors(model, arrays, grid)
-        best_err, best = decoder_losses(mse, y, preds, cfg.loss).min(1)
-        best_mse = mse[torch.arange(len(best), device=device), best]
-        stacked = torch.stack([preds[L] for L in model.depths], dim=1)  # (B, D, P)
-        best_pred = stacked[torch.arange(len(best), device=device), best]
-        losses.append(best_err)
-        mses.append(best_mse)
-        errors.append(percentage_errors(best_pred, y))
-        depths.append(torch.cat([torch.full((a.shape[0],), L) for L, a in sorted(arrays.items())]))
-        bests.append(best.cpu() + 1)
-    model.train(was_training)
-    err = torch.cat(errors).cpu()
-    dep = torch.cat(depths)
-    best_all = torch.cat(bests)
-    return {
-        "val_loss": float(torch.cat(losses).mean()),
-        "val_mse": float(torch.cat(mses).mean()),
-        "val_mdpe": float(err.median()),
-        "val_mdpe_by_depth": {int(L): float(err[dep == L].median()) for L in model.depths
-                              if bool((dep == L).any())},
-        "decoder_share": {int(L): float((best_all == L).float().mean()) for L in model.depths},
-        "val_mlps": int(err.numel()),
-    }
+    def lap(self) -> None:
+        w, c = time.perf_counter(), time.process_time()
+        self.wall += w - self._w
+        self.cpu += c - self._c
+        self._w, self._c = w, c
 
 
 def _checkpoint(model: MultiScaleAutoencoder, opt: torch.optim.Optimizer | None,
-                train: TrainConfig, step: int, elapsed: float) -> dict[str, Any]:
+                train: TrainConfig, step: int, elapsed: float, cpu: float = 0.0
+                ) -> dict[str, Any]:
     return {"format": _FORMAT, "config": model.config.model_dump(mode="json"),
             "train": train.model_dump(mode="json"), "step": int(step), "elapsed_s": float(elapsed),
+            "cpu_s": float(cpu),
             "model": model.state_dict(),
             "optimizer": opt.state_dict() if opt is not None else None}
 
 
-def _read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read an autoencoder checkpoint (a result folder or its ``.pt``) with the safe loader.
+
+    Raises: CheckpointError when it is missing, unreadable or not an autoencoder checkpoint.
+    """
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.exists():
         raise CheckpointError(f"no autoencoder checkpoint at {path} (train one with `archopt "
                               "latent train --out DIR`, then pass DIR)")
-    try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # corrupt / truncated / not a torch file
-        raise CheckpointError(f"cannot read autoencoder checkpoint {path}: "
-                              f"{type(err).__name__}: {err}") from None
+    ck = torch_load(path, map_location=device, what="autoencoder checkpoint")
     if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not an archopt latent autoencoder checkpoint "
                               f"(expected format {_FORMAT!r})")
@@ -186,25 +185,39 @@ def load_autoencoder(path: str | Path, device: torch.device | str | None = "cpu"
                      ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
     """Load a trained autoencoder (a result folder of ``archopt latent train`` or its ``.pt``).
 
-    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "train",
-    "config"}``.
+    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "cpu_s",
+    "train", "config"}``.
 
     Raises: CheckpointError when the file is missing, unreadable or does not fit its config.
     """
     dev = resolve_device(device)
-    ck = _read_checkpoint(Path(path), dev)
+    return autoencoder_from_checkpoint(read_checkpoint(Path(path), dev), str(path), dev)
+
+
+def autoencoder_from_checkpoint(ck: dict[str, Any], source: str,
+                                device: torch.device | str = "cpu"
+                                ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
+    """Build the model of a checkpoint dict already read (see :func:`load_autoencoder`);
+    float16 weights (the shipped copies) are upcast to float32. ``source`` names it in errors.
+
+    Raises: CheckpointError when it is not an autoencoder checkpoint or does not fit its config.
+    """
+    if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
+        raise CheckpointError(f"{source} is not an archopt latent autoencoder checkpoint "
+                              f"(expected format {_FORMAT!r})")
     try:
         config = AutoencoderConfig(**ck["config"])
     except (InvalidSpec, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from None
-    model = MultiScaleAutoencoder(config).to(dev)
+        raise CheckpointError(f"checkpoint {source} holds an invalid config: {err}") from None
+    model = MultiScaleAutoencoder(config).to(device)
     try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, KeyError) as err:
-        raise CheckpointError(f"checkpoint {path} does not match its config: "
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in ck["model"].items()})
+    except (RuntimeError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {source} does not match its config: "
                               f"{str(err).splitlines()[0]}") from None
     model.eval()
-    return model, {k: ck.get(k) for k in ("step", "elapsed_s", "train", "config")}
+    return model, {k: ck.get(k) for k in ("step", "elapsed_s", "cpu_s", "train", "config")}
 
 
 def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: TrainConfig,
@@ -217,7 +230,9 @@ def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: Train
     diff = [k for k in new_cfg if old_cfg.get(k) != new_cfg[k]]
     old_tr = ck.get("train", {})
     new_tr = train.model_dump(mode="json")
-    diff += [k for k in new_tr if k not in _RESUMABLE_CHANGES and old_tr.get(k) != new_tr[k]]
+    resumable = _RESUMABLE_CHANGES - ({"steps"} if new_tr.get("schedule") == "cosine" else set())
+    diff += [k for k in new_tr if k not in resumable
+             and old_tr.get(k, TrainConfig.model_fields[k].default) != new_tr[k]]
     if diff:
         details = ", ".join(f"{k}: {old_cfg.get(k, old_tr.get(k))!r} -> "
                             f"{new_cfg.get(k, new_tr.get(k))!r}" for k in diff)
@@ -227,19 +242,37 @@ def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: Train
 
 
 def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
+    """Training loss; validation MdPE (ours) beside the constant and affine references and the
+    decoder coverage; the fraction of validation MLPs beating the constant."""
     from archopt.plotting import new_figure, save_png
 
     tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    va = [(r["step"], r["val_mdpe"]) for r in rows if r.get("val_mdpe") is not None]
-    fig = new_figure((10, 3.8))
-    ax = fig.subplots(1, 2)
+    val = [r for r in rows if r.get("val_mdpe") is not None]
+    fig = new_figure((14, 3.8))
+    ax = fig.subplots(1, 3)
     if tr:
         ax[0].plot(*zip(*tr, strict=True), lw=1)
         ax[0].set_yscale("log")
     ax[0].set(xlabel="step", ylabel="min-over-decoders loss", title="training loss")
-    if va:
-        ax[1].plot(*zip(*va, strict=True), marker="o")
-    ax[1].set(xlabel="step", ylabel="MdPE (%)", title="validation MdPE")
+    for key, label, style in (("val_mdpe", "encoder (best decoder)", "o-"),
+                              ("coverage_mdpe", "decoder coverage", "s-"),
+                              ("constant_mdpe", "constant reference", "--"),
+                              ("affine_mdpe", "affine reference", ":")):
+        pts = [(r["step"], r[key]) for r in val if r.get(key) is not None]
+        if pts:
+            ax[1].plot(*zip(*pts, strict=True), style, label=label, ms=4)
+    if val:
+        ax[1].set_yscale("log")
+        ax[1].legend(fontsize=8)
+    ax[1].set(xlabel="step", ylabel="MdPE (%, ours)", title="validation MdPE")
+    for key, label in (("beats_constant", "encoder"), ("coverage_beats_constant", "coverage")):
+        pts = [(r["step"], 100 * r[key]) for r in val if r.get(key) is not None]
+        if pts:
+            ax[2].plot(*zip(*pts, strict=True), "o-", label=label, ms=4)
+    if val:
+        ax[2].legend(fontsize=8)
+    ax[2].set(xlabel="step", ylabel="% of validation MLPs", ylim=(0, 100),
+              title="MLPs beating the constant")
     fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, rd.file("training.png"), dpi=100, tight=False)
@@ -275,9 +308,10 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
     seed_everything(train.seed)
     model = MultiScaleAutoencoder(config).to(dev)
     opt = _adam(model.parameters(), train.lr)
-    step, elapsed, saved_step = 0, 0.0, -1
+    step, saved_step = 0, -1
+    clock = _Clock()
     if resume and ck_path.exists():
-        ck = _read_checkpoint(ck_path, dev)
+        ck = read_checkpoint(ck_path, dev)
         _check_resumable(ck, config, train, ck_path)
         try:
             model.load_state_dict(ck["model"])
@@ -286,7 +320,8 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
         except (RuntimeError, KeyError, ValueError) as err:
             raise CheckpointError(f"{ck_path} does not fit this model: "
                                   f"{str(err).splitlines()[0]}") from None
-        step, elapsed = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+        step = int(ck["step"])
+        clock = _Clock(float(ck.get("elapsed_s", 0.0)), float(ck.get("cpu_s", 0.0)))
         saved_step = step
         rd.keep_metrics(lambda r: int(r.get("step", 0)) <= step)
     else:
@@ -299,21 +334,28 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
 
     def save() -> None:
         nonlocal saved_step
-        atomic_torch_save(_checkpoint(model, opt, train, step, elapsed), ck_path)
+        atomic_torch_save(_checkpoint(model, opt, train, step, clock.wall, clock.cpu), ck_path)
         saved_step = step
 
-    def validate() -> dict[str, Any]:
-        v = {"step": step, **evaluate(model, batches=train.val_batches,
-                                      batch_size=train.batch_size, device=dev)}
+    def validate(with_coverage: bool) -> dict[str, Any]:
+        v = {"step": step, **evaluate(
+            model, batches=train.val_batches, batch_size=train.batch_size, device=dev,
+            coverage_mlps=train.coverage_mlps if with_coverage else 0)}
         rd.append_metrics(v)
+        if progress is not None:
+            cov = (f", coverage MdPE {v['coverage_mdpe']:.1f}%"
+                   if v.get("coverage_mdpe") is not None else "")
+            progress.log(f"step {step}: val MdPE {v['val_mdpe']:.1f}% (constant "
+                         f"{v['constant_mdpe']:.1f}%, affine {v['affine_mdpe']:.1f}%){cov}")
         return v
 
     model.train()
     recent: list[float] = []
     window: list[float] = []
+    parts_window: dict[str, list[float]] = {}
     if progress is not None:
         progress.done = float(step)
-    t0 = time.perf_counter()
+    clock.start()
     last_val: dict[str, Any] | None = None
     deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
     while step < train.steps:
@@ -322,12 +364,11 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
         lr = train.lr_at(step)
         for group in opt.param_groups:
             group["lr"] = lr
-        arrays = training_batch(train.batch_size, config.layout,
-                                generator=_step_generator(train.seed, step, dev),
+        g = _step_generator(train.seed, step, dev)
+        arrays = training_batch(train.batch_size, config.layout, generator=g,
                                 sparsities=config.sparsities, widths=config.widths,
                                 weight_range=config.weight_range, device=dev)
-        mse, y, preds = decoder_errors(model, arrays, grid)
-        loss = decoder_losses(mse, y, preds, config.loss).min(1).values.mean()
+        loss, parts = training_loss(model, arrays, grid, generator=g)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the loss became {loss.item()} at step {step}; the last "
                                    f"checkpoint ({ck_path}) is kept; try a smaller --lr")
@@ -337,33 +378,32 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
         step += 1
         value = loss.item()
         window.append(value)
+        for k, v in parts.items():
+            parts_window.setdefault(k, []).append(v)
         if step % train.log_every == 0 or step == train.steps:
-            now = time.perf_counter()
             row = {"step": step, "loss": sum(window) / len(window), "lr": lr,
-                   "elapsed_s": elapsed + now - t0}
+                   **{k: sum(v) / len(v) for k, v in parts_window.items()},
+                   "elapsed_s": clock.wall_now()}
             rd.append_metrics(row)
             recent = [*recent, row["loss"]][-5:]
-            window = []
+            window, parts_window = [], {}
         if progress is not None:
             progress.advance(1, loss=value)
         if step % train.val_every == 0 or step == train.steps:
-            last_val = validate()
-            if progress is not None:
-                progress.log(f"step {step}: val MdPE {last_val['val_mdpe']:.1f}%, "
-                             f"val loss {last_val['val_loss']:.4g}")
+            cov_due = step == train.steps or (train.coverage_every > 0
+                                              and step % train.coverage_every == 0)
+            last_val = validate(cov_due and train.coverage_mlps > 0)
         if step % train.checkpoint_every == 0 or step == train.steps:
-            now = time.perf_counter()
-            elapsed, t0 = elapsed + now - t0, now
+            clock.lap()
             save()
     if window:  # stopped by max_minutes between two log rows
         rd.append_metrics({"step": step, "loss": sum(window) / len(window),
-                           "lr": train.lr_at(step - 1),
-                           "elapsed_s": elapsed + time.perf_counter() - t0})
+                           "lr": train.lr_at(step - 1), "elapsed_s": clock.wall_now()})
         recent = [*recent, sum(window) / len(window)][-5:]
     if last_val is None or last_val["step"] != step:
         prior = [r for r in rd.read_metrics() if "val_mdpe" in r and r.get("step") == step]
-        last_val = prior[-1] if prior else validate()
-    elapsed += time.perf_counter() - t0
+        last_val = prior[-1] if prior else validate(train.coverage_mlps > 0)
+    clock.lap()
     if saved_step != step:
         save()
     rows = rd.read_metrics()
@@ -371,7 +411,8 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
         recent = [r["loss"] for r in rows if "loss" in r][-5:]
     summary = {
         "command": "latent train", "activation": config.activation, "steps": step,
-        "minutes": elapsed / 60, "final_loss": sum(recent) / len(recent) if recent else None,
+        "minutes": clock.wall / 60, "cpu_minutes": clock.cpu / 60,
+        "final_loss": sum(recent) / len(recent) if recent else None,
         **{k: v for k, v in last_val.items() if k != "step"}, "params": params, "device": str(dev),
         "checkpoint": str(ck_path),
     }

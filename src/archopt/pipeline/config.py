@@ -115,8 +115,10 @@ class RunConfig(Settings):
         p = Path(path)
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise InvalidRunConfig(f"cannot read run config {p}: {err}") from None
+        except RecursionError:
+            raise InvalidRunConfig(f"cannot read run config {p}: nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidRunConfig(f"{p}: a run config is a mapping of options")
         data.pop("resolved", None)

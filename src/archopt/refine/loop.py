@@ -48,7 +48,7 @@ from archopt.refine.evaluation import PopulationEvaluator
 from archopt.refine.params import ParameterLayout
 from archopt.refine.plots import plot_convergence
 from archopt.refine.superbatch import CircularSuperBatches
-from archopt.runs import ResultDir, atomic_torch_save
+from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime import resolve_device, seed_everything
 from archopt.spaces.base import ArchSpec
 
@@ -203,11 +203,7 @@ def _load_state(rd: ResultDir | None, resume: bool, cfg: RefineConfig) -> dict[s
     if diffs:
         raise ArchoptError(f"cannot resume {rd.path}: the options differ from the saved run ("
                            + "; ".join(diffs) + ")")
-    try:
-        return torch.load(rd.file(STATE), map_location="cpu", weights_only=True)
-    except Exception as err:  # a damaged state file is a user-visible problem, not a bug
-        raise CheckpointError(f"{rd.file(STATE)} cannot be read ({err}); remove it to start "
-                              "afresh") from None
+    return torch_load(rd.file(STATE), what="HBDE state", advice="remove it to start afresh")
 
 
 def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDataset,

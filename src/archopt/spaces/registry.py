@@ -60,11 +60,18 @@ def _from_file(path: Path) -> ArchSpec:
         except json.JSONDecodeError as err:
             raise InvalidSpec(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: "
                               f"{err.msg}") from None
+        except RecursionError:
+            raise InvalidSpec(f"{path}: JSON nested too deeply to be a spec") from None
         try:
             return spec_from_dict(data)
         except InvalidSpec as err:
             raise InvalidSpec(f"{path}: {err}") from None
-    return parse_tinynas(text, name=path.stem)
+    try:
+        return parse_tinynas(text, name=path.stem)
+    except InvalidSpec as err:
+        raise InvalidSpec(f"{path}: {err}") from None
+    except (RecursionError, MemoryError):
+        raise InvalidSpec(f"{path}: nested too deeply to be a structure file") from None
 
 
 def load_spec(ref: str | os.PathLike[str] | dict[str, Any] | ArchSpec,

@@ -57,13 +57,14 @@ def _get(block: dict[str, Any], key: str, i: int) -> int:
     return value
 
 
-def parse_tinynas(text: str, *, num_classes: int = 1000, resolution: int | None = 224,
+def parse_tinynas(text: str, *, num_classes: int = 0, resolution: int | None = 224,
                   name: str | None = None) -> ArchSpec:
     """Parse a TinyNAS structure text into a ``resnet`` or ``mbv2`` spec.
 
     Args:
         text: the file's content (Python literal).
-        num_classes: classifier outputs (0 = headless, as TinyNAS's own budgets count).
+        num_classes: classifier outputs (default 0 = headless: TinyNAS structure files
+            describe backbones, and the toolbox's budgets count no classifier).
         resolution: the input side the structure was designed for.
         name: a name for the spec.
 

@@ -13,8 +13,13 @@ Each iteration:
 5. theta step: ``optimizer.tell(masks, L)`` (eq. (7), ranking utility, penalty, clipping).
 
 The same loop with ``structure=None`` trains a fixed network (the baselines), so the two are
-timed with identical machinery. The learning rate follows the step schedule per optimiser step
-(multiplied by ``gamma`` at each ``milestone * total_steps``; the paper: 0.1 at 1/2 and 3/4).
+timed with identical machinery. What a training step is comes from :mod:`archopt.training`:
+the optimiser (:func:`~archopt.training.trainer.make_optimizer`), the learning-rate schedule
+with warm-up (:class:`~archopt.training.schedules.LRSchedule`, set per optimiser step), and the
+step itself (:class:`~archopt.training.trainer.TrainStep`: label smoothing, gradient clipping,
+channels-last, mixed precision on CUDA). ``drop_last`` is honoured. Mixed precision on CPU is
+refused (:func:`check_options`): bfloat16 logits would blur the ranking of the ``lambda``
+structures' losses, which differ by far less than bfloat16's resolution of ~0.4 %.
 
 Checkpoints (``checkpoint.pt`` in the result folder, written atomically after every epoch)
 hold the weights, the SGD state, the structure optimiser's state (theta, step size, its
@@ -49,7 +54,7 @@ from archopt.structure.sng import StructureOptimizer
 if TYPE_CHECKING:  # archopt.training imports torchmetrics (slow); loaded when a run starts
     from archopt.training import TrainConfig
 
-__all__ = ["CHECKPOINT", "LoopResult", "StructureConfig", "evaluate_structure", "lr_at",
+__all__ = ["CHECKPOINT", "LoopResult", "StructureConfig", "check_options", "evaluate_structure",
            "train_loop"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -95,15 +100,31 @@ class StructureConfig(Settings):
         return self.model_dump(mode="json")
 
 
-def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
-    """Learning rate of 0-based optimiser step ``step`` of ``total``: ``step`` schedule with
-    milestones at ``round(m * total)`` steps, ``cosine`` or ``constant``."""
-    if cfg.schedule == "step":
-        passed = sum(1 for m in cfg.milestones if step >= round(m * total))
-        return cfg.lr * cfg.gamma**passed
-    if cfg.schedule == "cosine":
-        return cfg.min_lr + (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * step / total)) / 2
-    return cfg.lr
+def check_options(cfg: TrainConfig, device: torch.device) -> None:
+    """Refuse the training options the structure loop cannot honour (one-line errors).
+
+    Raises: ArchoptError for ``amp=True`` on a CPU device.
+    """
+    if cfg.amp and device.type != "cuda":
+        raise ArchoptError("amp (mixed precision) is not supported by structure training on "
+                           "CPU: bfloat16 would blur the ranking of the sampled structures' "
+                           "losses; drop --amp or train on a CUDA device")
+
+
+class _PerStructureLoss:
+    """Cross-entropy (with label smoothing) of ``lambda`` structures stacked along the batch:
+    ``(lambda * N, classes)`` logits -> the mean loss; ``losses`` keeps the ``(lambda,)``
+    per-structure means of the last call (eq. (6)'s ``L_i``)."""
+
+    def __init__(self, lam: int, label_smoothing: float) -> None:
+        self.lam, self.label_smoothing = lam, label_smoothing
+        self.losses: torch.Tensor | None = None
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        per = F.cross_entropy(logits, target, reduction="none",
+                              label_smoothing=self.label_smoothing)
+        self.losses = per.view(self.lam, -1).mean(1)
+        return self.losses.mean()
 
 
 @dataclass
@@ -140,6 +161,7 @@ def _epoch_row(model: nn.Module, structure: StructureOptimizer | None) -> dict[s
         "expected_cost_rate": float(np.dot(c, theta) / c.sum()),
         "mode_cost_rate": float(np.dot(c, mode) / c.sum()),
         "mode_bits": int(mode.sum()),
+        "decided_fraction": structure.decided_fraction(),
     }
     if hasattr(structure, "delta"):
         row["delta"] = float(structure.delta)  # type: ignore[attr-defined]
@@ -211,6 +233,8 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
     """
     from archopt.training import save_checkpoint
     from archopt.training.checkpoint import dataset_meta
+    from archopt.training.schedules import LRSchedule, set_lr
+    from archopt.training.trainer import TrainStep, _NonFinite, make_optimizer
 
     if structure is not None:
         if not isinstance(model, Supernet):
@@ -219,21 +243,35 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
             raise ArchoptError(f"the structure optimiser has {structure.theta.size} variables, "
                                f"the supernet {model.d} bits")
     dev = resolve_device(cfg.device)
+    check_options(cfg, dev)
+    cuda = dev.type == "cuda"
+    amp_dtype = None
+    if cfg.amp if cfg.amp is not None else cuda:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    channels_last = (cfg.channels_last if cfg.channels_last is not None
+                     else cuda and len(data.input_shape) == 3)
+    if cuda:
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cudnn.benchmark = not cfg.deterministic
     model.to(dev)
     record = dict(record if record is not None else cfg.to_dict())
     x, y = data.train_x, data.train_y
     aug = augmentation(cfg.augment, data.resolution)
     loader = BatchLoader(x, y, cfg.batch_size, mean=data.mean, std=data.std, shuffle=True,
-                         seed=cfg.seed, augment=aug, drop_last=True, device=dev)
+                         seed=cfg.seed, augment=aug,
+                         drop_last=cfg.drop_last and len(y) >= cfg.batch_size, device=dev)
     per_epoch = len(loader) if max_steps_per_epoch is None else min(len(loader),
                                                                      max_steps_per_epoch)
-    if per_epoch < 1:
+    if per_epoch < 1 or len(y) < 2:
         raise ArchoptError(f"the training set ({len(y)} examples) is smaller than one batch "
                            f"({cfg.batch_size})")
-    total = per_epoch * cfg.epochs
-    sgd = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          nesterov=cfg.nesterov and cfg.momentum > 0,
-                          weight_decay=cfg.weight_decay)
+    schedule = LRSchedule(cfg, per_epoch)
+    sgd = make_optimizer(model.parameters(), cfg)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    lam = structure.lam if structure is not None else 1
+    criterion = _PerStructureLoss(lam, cfg.label_smoothing)
+    step_fn = TrainStep(model, sgd, criterion, amp_dtype=amp_dtype, scaler=scaler,
+                        grad_clip=cfg.grad_clip, channels_last=channels_last, device=dev)
     result = LoopResult(model, structure)
     ckpt_path = out.file(CHECKPOINT) if out is not None else None
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -245,6 +283,7 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
         if progress is not None:
             progress.advance(result.steps)
     model.train()
+    lr = schedule(result.steps)
     for epoch in range(result.epochs, cfg.epochs):
         loader.set_epoch(epoch)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -253,36 +292,25 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
         for b, (xb, yb) in enumerate(loader):
             if b >= per_epoch:
                 break
-            lr = lr_at(cfg, result.steps, total)
-            for g in sgd.param_groups:
-                g["lr"] = lr
+            lr = schedule(result.steps)
+            set_lr(sgd, lr)
             if structure is not None:
                 masks = structure.ask()
                 model.set_structure(masks)  # type: ignore[union-attr]
-                logits = model(xb)
                 lam = masks.shape[0]
-                per = F.cross_entropy(logits, yb.repeat(lam), reduction="none").view(lam, -1)
-                losses = per.mean(1)
-                loss = losses.mean()
-            else:
-                loss = F.cross_entropy(model(xb), yb)
-            sgd.zero_grad(set_to_none=True)
-            loss.backward()
+                criterion.lam = lam
+                yb = yb.repeat(lam)
+            try:
+                loss, _ = step_fn(xb, yb, check=True)
+            except _NonFinite:
+                _diverged(out, epoch, result)
             if structure is not None:
-                lv = losses.detach().cpu().numpy()
-                if not np.all(np.isfinite(lv)):
-                    _diverged(out, epoch, result)
-                sgd.step()
-                structure.tell(masks, lv)
-            else:
-                if not torch.isfinite(loss):
-                    _diverged(out, epoch, result)
-                sgd.step()
-            loss_sum += loss.detach().double()
+                structure.tell(masks, criterion.losses.detach().cpu().numpy())  # type: ignore[union-attr]
+            loss_sum += loss.double()
             n += 1
             result.steps += 1
             if progress is not None:
-                progress.advance(1, loss=float(loss.detach()))
+                progress.advance(1, loss=float(loss))
         if structure is not None:
             model.set_structure(None)  # type: ignore[union-attr]
         seconds = time.perf_counter() - t0

@@ -47,6 +47,11 @@ PAPER_PENALTIES = (2**-6, 2**-7, 2**-8, 2**-9, 0.0, -(2**-3))
 _POW = re.compile(r"^\s*([+-]?)\s*2\s*\^\s*\(?\s*([+-]?\d+)\s*\)?\s*$")
 
 
+def _short(text: str, n: int = 40) -> str:
+    text = text.strip()
+    return text if len(text) <= n else f"{text[:n]}... ({len(text):,} characters)"
+
+
 def parse_penalty(text: str | float) -> float:
     """``"2^-7"``, ``"-2^-3"``, ``"0.0078125"`` or a number -> float.
 
@@ -57,15 +62,21 @@ def parse_penalty(text: str | float) -> float:
     else:
         m = _POW.match(text)
         if m:
-            value = (-1.0 if m.group(1) == "-" else 1.0) * 2.0 ** int(m.group(2))
+            digits = m.group(2).lstrip("+-").lstrip("0") or "0"
+            e = int(m.group(2)) if len(digits) <= 5 else (1 << 20)
+            if not -1074 <= e <= 1023:  # 2^e is no float: overflow, or a silent 0
+                raise ArchoptError(f"penalty {_short(text)!r} is out of range: a power of two "
+                                   "from 2^-1074 to 2^1023 is expected (the paper's: 2^-9 to "
+                                   "2^-6)")
+            value = math.ldexp(-1.0 if m.group(1) == "-" else 1.0, e)
         else:
             try:
                 value = float(text)
             except ValueError:
-                raise ArchoptError(f"cannot read penalty {text!r}: write a number (0.0078125) "
-                                   "or a power of two (2^-7, -2^-3)") from None
+                raise ArchoptError(f"cannot read penalty {_short(text)!r}: write a number "
+                                   "(0.0078125) or a power of two (2^-7, -2^-3)") from None
     if not math.isfinite(value):
-        raise ArchoptError(f"penalty must be finite, got {text!r}")
+        raise ArchoptError(f"penalty must be finite, got {_short(str(text))!r}")
     return value
 
 

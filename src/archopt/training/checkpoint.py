@@ -22,8 +22,6 @@ function, leaving ``optimizer`` and ``state`` out.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ import torch
 from torch import nn
 
 from archopt.errors import CheckpointError
-from archopt.runs import atomic_torch_save, to_jsonable
+from archopt.runs import atomic_torch_save, to_jsonable, torch_load
 from archopt.spaces.base import ArchSpec
 
 __all__ = [
@@ -150,20 +148,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         code (an unsafe pickle -- refused, never executed) or is not an archopt checkpoint.
     """
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} not found")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
-        raise CheckpointError(f"{p} is not a safe checkpoint: it holds objects that "
-                              f"weights_only loading refuses ({first}); it was not executed"
-                              ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
-            AttributeError, ImportError, IndexError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{p} is not a readable checkpoint (truncated or not a torch "
-                              f"file): {reason}") from None
+    ckpt = torch_load(p)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p} is a torch file but not an archopt checkpoint (no "
                               f"'format': {CHECKPOINT_FORMAT!r} entry)")

@@ -419,10 +419,14 @@ def _train(model: nn.Module | None, spec: ArchSpec | None, note: str | None, dat
     ckpt_path = _check_out(out, resume)
     env.barrier()  # every rank has looked at `out` before rank 0 writes there
     seed_everything(cfg.seed)
+    cuda = dev.type == "cuda"
     if model is None:
         assert spec is not None
+        # refuse, before allocating, a step that cannot fit (one line naming the estimate)
+        spec.check_memory(resolution=data.resolution, batch_size=cfg.batch_size, training=True,
+                          optimizer_slots=2 if cfg.optimizer.startswith("adam") else 1,
+                          available=torch.cuda.mem_get_info(dev)[0] if cuda else None)
         model = spec.build()
-    cuda = dev.type == "cuda"
     amp = cfg.amp if cfg.amp is not None else cuda
     amp_dtype = None
     if amp:
