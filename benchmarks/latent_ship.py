@@ -14,7 +14,10 @@ package index ``pretrained.json`` (file, SHA-256, size, training steps and minut
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +32,25 @@ _KEEP = ("val_mdpe", "val_mdpe_authors", "constant_mdpe", "constant_mdpe_authors
          "coverage_beats_constant", "coverage_mlps", "val_mlps", "by_depth")
 
 
+@contextmanager
+def _index_update(path: Path) -> Iterator[dict[str, Any]]:
+    """Read-modify-write of the package index under a lock (one ship job per activation may
+    run at once)."""
+    with open("/tmp/archopt-latent-ship.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index: dict[str, Any] = read_json(path) if path.exists() else {}
+        yield index
+        atomic_write_json(path, index)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", required=True, help="comma-separated result folders")
     p.add_argument("--coverage-mlps", type=int, default=128)
-    p.add_argument("--out", default="benchmarks/results/latent_shipped.json")
+    p.add_argument("--out", default="benchmarks/results/latent_shipped_{activation}.json")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("ARCHOPT_THREADS", "1")))
     index_path = PRETRAINED_DIR / "pretrained.json"
-    index: dict[str, Any] = read_json(index_path) if index_path.exists() else {}
     rows = []
     for run in [Path(r) for r in args.runs.split(",") if r]:
         summary = read_json(run / "summary.json")
@@ -49,19 +62,21 @@ def main() -> None:
                  "train_cpu_minutes": summary["cpu_minutes"], "params": summary["params"],
                  "command": f"archopt latent train --activation {act} --out DIR",
                  "train_config": config.get("train"), "preset": config.get("preset", "cpu")}
-        index[act] = entry
-        atomic_write_json(index_path, index)
+        with _index_update(index_path) as index:
+            index[act] = entry
         model, _ = load_pretrained(act)
         shipped = evaluate(model, batches=8, batch_size=32, coverage_mlps=args.coverage_mlps)
         entry["validation"] = {k: shipped.get(k) for k in _KEEP}
-        atomic_write_json(index_path, index)
+        with _index_update(index_path) as index:
+            index[act] = entry
         rows.append({"activation": act, **{k: v for k, v in entry.items() if k != "validation"},
                      "shipped_float16": entry["validation"],
                      "trained_float32": {k: summary.get(k) for k in _KEEP}})
         print(f"{act}: {entry['bytes']} bytes, val MdPE {shipped['val_mdpe']:.2f} % (constant "
               f"{shipped['constant_mdpe']:.2f} %), coverage {shipped['coverage_mdpe']:.2f} %",
               flush=True)
-    atomic_write_json(args.out, {
+    out = args.out.format(activation="_".join(r["activation"] for r in rows))
+    atomic_write_json(out, {
         "benchmark": "latent_shipped (SWAT-NN autoencoders shipped in the package)",
         "environment": environment_info(), "threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
@@ -71,7 +86,7 @@ def main() -> None:
                   "beats_constant": "fraction of validation MLPs",
                   "train_minutes": "wall", "train_cpu_minutes": "process CPU, one thread"},
         "results": rows})
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
