@@ -60,7 +60,8 @@ def test_structure_mlp_units_writes_the_summary_and_a_loadable_compact_model(cli
 
 def _densenet_run(cli, tmp_path, out, penalty):
     return cli("structure", "--task", "densenet-connections", "--data", "digits", "--space",
-               _spec(tmp_path, TINY_DENSENET, "dn.json"), f"--penalty={penalty}", "--epochs",
+               _spec(tmp_path, TINY_DENSENET, "dn.json"), f"--penalty={penalty}",
+               "--optimizer", "sng", "--epochs",
                "1", "--max-steps-per-epoch", "6", "--test-subset", "100", "--out", out,
                "--device", "cpu", "--no-latency", "--json")
 
@@ -172,7 +173,8 @@ def test_a_short_run_says_its_bits_are_undecided(cli, tmp_path):
 
     out = tmp_path / "short"
     r = cli("structure", "--task", "mlp-units", "--data", "digits", "--space",
-            _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalty", "2^-4", "--epochs", "1",
+            _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalty", "2^-4", "--optimizer", "sng",
+            "--epochs", "1",
             "--max-steps-per-epoch", "20", "--no-latency", "--out", out, "--device", "cpu")
     assert r.exit_code == 0, r.output
     s = read_json(out / "summary.json")
