@@ -1,151 +1,170 @@
-"""SWAT-NN benchmark: autoencoder training + latent search vs the pruned-Adam baseline.
+"""SWAT-NN throughput: autoencoder training steps per CPU-second, CPU preset vs the paper's preset.
 
-For each activation (sigmoid, leaky_relu, linear):
+For each preset (``cpu``: the MLP autoencoder shipped by archopt; ``paper``: the paper's CNNs),
+per activation: build the model and fused Adam as ``archopt latent train`` does, run
+``--warmup`` steps, then ``--steps`` timed steps of the real training step
+(``training_batch`` -> :func:`archopt.latent.autoencoder.training_loss` -> backward -> Adam), and
+report steps per CPU-second (process CPU time, so the figure does not depend on what else the
+machine runs; with one thread it equals the wall-clock rate on an idle core) and the profile split:
+batch generation, the originals' outputs on the grid + the decoded MLPs' outputs
+(``array_forward``), encoder, decoders (``decode_all``: the shared expand MLP runs once per step),
+the rest of the loss, backward, optimizer step. FLOPs per step come from
+``torch.utils.flop_counter`` (forward + backward) and are set against a bare torch matmul loop of
+the same thread count (the machine's floor for dense float32 work). Repeated ``--repeats`` times;
+medians reported.
 
-1. train a multi-scale autoencoder (``--preset``, ``--ae-steps`` batches, optionally capped by
-   ``--ae-minutes``; resumable: a rerun continues the folders under ``--work``);
-2. run the latent search on the paper's synthetic target (a seeded random sparse MLP of width 5,
-   100k samples split 50k / 30k / 20k);
-3. train the baseline (same max size: ``depth`` x 7 hidden units, full-batch Adam) and prune it by
-   magnitude to the search's non-zero weight count.
-
-Writes one JSON per activation under ``--work`` and the combined table to ``--out`` (atomic; with
-several processes, e.g. one per activation, the last to finish writes the full table). Timings
-are wall-clock on whatever else the machine runs; the JSON records the load average.
-
-    python benchmarks/latent.py                              # all activations, CPU scale
-    python benchmarks/latent.py --activations sigmoid --preset paper --ae-steps 150001 \
-        --device cuda --out benchmarks/results/latent_gpu.json
+    /work/bin/cpujob --exclusive -- python benchmarks/latent.py
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
-from pathlib import Path
+from collections import defaultdict
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from archopt.latent import (
-    AutoencoderConfig,
-    SearchConfig,
-    TrainConfig,
-    latent_search,
-    load_autoencoder,
-    pruned_baseline,
-    synthetic_target,
-    train_autoencoder,
-)
-from archopt.latent.autoencoder import PRESETS
-from archopt.progress import progress
-from archopt.runs import atomic_write_json, environment_info, read_json
+import archopt.latent.autoencoder as ae_mod
+from archopt.latent.autoencoder import PRESETS, MultiScaleAutoencoder, input_grid, training_loss
+from archopt.latent.generator import training_batch
+from archopt.runs import atomic_write_json, environment_info
 
 
-def _load() -> list[float] | None:
+class _Timer:
+    """Accumulates process-CPU seconds per section; ``wrap`` times a function's calls."""
+
+    def __init__(self) -> None:
+        self.s: dict[str, float] = defaultdict(float)
+        self.depth = 0
+
+    def wrap(self, name: str, fn: Any) -> Any:
+        def timed(*a: Any, **k: Any) -> Any:
+            if self.depth:  # nested call: the outer section holds it
+                return fn(*a, **k)
+            self.depth += 1
+            c = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.s[name] += time.process_time() - c
+                self.depth -= 1
+        return timed
+
+
+def _matmul_gflops(seconds: float = 2.0, n: int = 512) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    k, c = 0, time.process_time()
+    while time.process_time() - c < seconds:
+        a @ b
+        k += 1
+    return 2 * n ** 3 * k / (time.process_time() - c) / 1e9
+
+
+def profile(preset: str, act: str, args: argparse.Namespace) -> dict[str, Any]:
+    config = PRESETS[preset](act)
+    torch.manual_seed(0)
+    model = MultiScaleAutoencoder(config)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    grid = input_grid(config.n_in, config.grid_points)
+    timer = _Timer()
+    orig_af, orig_enc, orig_dec = ae_mod.array_forward, model.encode, model.decode_all
+    ae_mod.array_forward = timer.wrap("array_forward", orig_af)
+    model.encode = timer.wrap("encoder", orig_enc)
+    model.decode_all = timer.wrap("decoders", orig_dec)
+
+    def step(i: int) -> None:
+        g = torch.Generator().manual_seed(i)
+        c = time.process_time()
+        arrays = training_batch(32, config.layout, generator=g, sparsities=config.sparsities,
+                                widths=config.widths, weight_range=config.weight_range)
+        timer.s["batch"] += time.process_time() - c
+        c = time.process_time()
+        loss, _ = training_loss(model, arrays, grid, generator=g)
+        timer.s["forward"] += time.process_time() - c
+        c = time.process_time()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        timer.s["backward"] += time.process_time() - c
+        c = time.process_time()
+        opt.step()
+        timer.s["optimizer"] += time.process_time() - c
+
     try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
-
-
-def run_activation(act: str, args: argparse.Namespace) -> dict[str, Any]:
-    work = Path(args.work)
-    config: AutoencoderConfig = PRESETS[args.preset](act)
-    train = TrainConfig(steps=args.ae_steps, lr=args.lr, seed=args.seed, val_every=args.val_every,
-                        checkpoint_every=args.val_every, val_batches=args.val_batches)
-    load0 = _load()
-    with progress(args.ae_steps, f"autoencoder {act}", every=60) as bar:
-        ae = train_autoencoder(work / f"ae_{act}", config, train, device=args.device,
-                               max_minutes=args.ae_minutes, progress=bar)
-    model, _ = load_autoencoder(work / f"ae_{act}", args.device)
-    data, target = synthetic_target(act, config.negative_slope, n_in=config.n_in,
-                                    depth=args.target_depth, samples=args.samples, seed=0)
-    splits = data.split(seed=args.seed)
-    search = SearchConfig(steps=args.search_steps, seed=args.seed)
-    t0 = time.perf_counter()
-    with progress(args.search_steps * len(model.depths), f"search {act}", every=60) as bar:
-        result = latent_search(model, splits, search, out=work / f"search_{act}", progress=bar)
-    search_min = (time.perf_counter() - t0) / 60
-    t0 = time.perf_counter()
-    base = pruned_baseline(splits, depth=result.best.depth,
-                           nonzero=result.compact.nonzero_weights, activation=act,
-                           negative_slope=config.negative_slope, width=config.max_width,
-                           steps=args.baseline_steps, seed=args.seed,
-                           device=next(model.parameters()).device)
-    base["minutes"] = (time.perf_counter() - t0) / 60
-    y_test = torch.as_tensor(splits.y_test, dtype=torch.float64)
-    return {
-        "activation": act,
-        "autoencoder": {k: ae[k] for k in ("steps", "minutes", "final_loss", "val_mdpe",
-                                           "val_mdpe_by_depth", "decoder_share", "params")},
-        "target": target,
-        "reference": {"predict_mean_test_mse": float(((y_test - y_test.mean()) ** 2).mean()),
-                      "predict_zero_test_mse": float((y_test ** 2).mean())},
-        "swat": {**result.summary(), "minutes": search_min},
-        "baseline": base,
-        "load_average": {"start": load0, "end": _load()},
-    }
+        arrays = training_batch(32, config.layout, generator=torch.Generator().manual_seed(0),
+                                sparsities=config.sparsities, widths=config.widths,
+                                weight_range=config.weight_range)
+        with FlopCounterMode(display=False) as fc:
+            loss, _ = training_loss(model, arrays, grid)
+            loss.backward()
+        flops = fc.get_total_flops()
+        opt.zero_grad(set_to_none=True)
+        for i in range(args.warmup):
+            step(i)
+        rates, splits = [], []
+        for r in range(args.repeats):
+            timer.s.clear()
+            c = time.process_time()
+            n = args.paper_steps if preset == "paper" else args.steps
+            for i in range(n):
+                step(1000 * (r + 1) + i)
+            total = time.process_time() - c
+            rates.append(n / total)
+            s = dict(timer.s)
+            inner = s.get("array_forward", 0) + s.get("encoder", 0) + s.get("decoders", 0)
+            s["loss_rest"] = max(s["forward"] - inner, 0.0)
+            splits.append({k: s.get(k, 0.0) / total for k in (
+                "batch", "array_forward", "encoder", "decoders", "loss_rest", "backward",
+                "optimizer")})
+    finally:
+        ae_mod.array_forward = orig_af
+    rate = statistics.median(rates)
+    return {"preset": preset, "activation": act,
+            "params": sum(p.numel() for p in model.parameters()),
+            "steps_per_cpu_s": rate, "steps_per_cpu_s_runs": rates,
+            "profile_share": {k: statistics.median(sp[k] for sp in splits) for k in splits[0]},
+            "flops_per_step": flops, "gflops_per_cpu_s": flops * rate / 1e9}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--activations", default="sigmoid,leaky_relu,linear")
-    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--ae-steps", type=int, default=3000)
-    p.add_argument("--ae-minutes", type=float, default=None,
-                   help="cap on autoencoder training wall time per activation")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--val-batches", type=int, default=8)
-    p.add_argument("--search-steps", type=int, default=1000)
-    p.add_argument("--baseline-steps", type=int, default=2000)
-    p.add_argument("--samples", type=int, default=100_000)
-    p.add_argument("--target-depth", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--work", default="/tmp/archopt-bench-latent",
-                   help="result folders (autoencoders, searches); reruns resume them")
-    p.add_argument("--out", default="benchmarks/results/latent_cpu.json")
+    p.add_argument("--presets", default="cpu,paper")
+    p.add_argument("--activations", default="sigmoid")
+    p.add_argument("--steps", type=int, default=60, help="timed steps per repeat (cpu preset)")
+    p.add_argument("--paper-steps", type=int, default=10,
+                   help="timed steps per repeat of the paper preset (about 1 step/s)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results/latent_throughput.json")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "work")}
-    for act in [a.strip() for a in args.activations.split(",") if a.strip()]:
-        row = run_activation(act, args)
-        atomic_write_json(work / f"result_{act}.json", {"settings": settings, **row})
-        print(f"{act}: AE {row['autoencoder']['steps']} steps "
-              f"{row['autoencoder']['minutes']:.1f} min MdPE {row['autoencoder']['val_mdpe']:.1f}%"
-              f" | SWAT test MSE {row['swat']['test_mse']:.4g} neurons "
-              f"{row['swat']['active_neurons']} weights {row['swat']['nonzero_weights']}"
-              f" | baseline {row['baseline']['test_mse']:.4g} "
-              f"(dense {row['baseline']['dense_test_mse']:.4g})", flush=True)
-    rows = [read_json(f) for f in sorted(work.glob("result_*.json"))]
+    threads = int(os.environ.get("ARCHOPT_THREADS", "1"))
+    torch.set_num_threads(threads)
+    load0 = os.getloadavg()
+    floor = _matmul_gflops()
+    rows = []
+    for preset in args.presets.split(","):
+        for act in args.activations.split(","):
+            row = profile(preset, act, args)
+            row["share_of_matmul_floor"] = row["gflops_per_cpu_s"] / floor
+            rows.append(row)
+            floor_pct = 100 * row["share_of_matmul_floor"]
+            print(f"{preset} {act}: {row['steps_per_cpu_s']:.2f} steps/CPU-s, "
+                  f"{row['gflops_per_cpu_s']:.1f} GFLOP/CPU-s ({floor_pct:.0f} % of the matmul "
+                  "floor), split " + ", ".join(
+                      f"{k} {100 * v:.0f}%" for k, v in row["profile_share"].items()), flush=True)
     atomic_write_json(args.out, {
-        "benchmark": "latent (SWAT-NN, arXiv 2410.08339)", "environment": environment_info(),
-        "units": {"mse": "target units squared", "minutes": "wall clock",
-                  "val_mdpe": "percent, median over validation MLPs of the best decoder's "
-                              "relative L1 error on the 10^3 grid"},
-        "results": rows,
-        "table": [{"activation": r["activation"],
-                   "ae_steps": r["autoencoder"]["steps"],
-                   "ae_minutes": r["autoencoder"]["minutes"],
-                   "ae_val_mdpe": r["autoencoder"]["val_mdpe"],
-                   "swat_test_mse": r["swat"]["test_mse"],
-                   "swat_hidden_layers": r["swat"]["hidden_layers"],
-                   "swat_active_neurons": r["swat"]["active_neurons"],
-                   "swat_nonzero_weights": r["swat"]["nonzero_weights"],
-                   "baseline_test_mse": r["baseline"]["test_mse"],
-                   "baseline_dense_test_mse": r["baseline"]["dense_test_mse"],
-                   "baseline_active_neurons": r["baseline"]["active_neurons"],
-                   "baseline_nonzero_weights": r["baseline"]["nonzero_weights"],
-                   "predict_mean_test_mse": r["reference"]["predict_mean_test_mse"]}
-                  for r in rows],
-    })
+        "benchmark": "latent_throughput (SWAT-NN autoencoder training step, CPU)",
+        "environment": environment_info(), "threads": threads,
+        "load_average": {"start": load0, "end": os.getloadavg()},
+        "settings": vars(args), "matmul_floor_gflops": floor,
+        "units": {"steps_per_cpu_s": "training steps (batch of 32 MLPs) per process-CPU second",
+                  "profile_share": "fraction of the step's CPU time"},
+        "results": rows})
     print(f"wrote {args.out}")
 
 

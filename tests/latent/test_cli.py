@@ -89,3 +89,19 @@ def test_missing_autoencoder_and_bad_preset(tmp_path):
     assert r.exit_code == 2 and "no autoencoder checkpoint" in r.output
     r = runner.invoke(app, ["latent", "train", "--preset", "huge", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "unknown --preset" in r.output
+
+
+@pytest.mark.skipif(not __import__("archopt.latent.pretrained", fromlist=["x"])
+                    .pretrained_activations(), reason="no autoencoder shipped yet")
+def test_search_without_autoencoder_uses_the_shipped_one(tmp_path):
+    r = runner.invoke(app, ["latent", "search", "--out", str(tmp_path), "--steps", "3",
+                            "--samples", "500", "--depths", "1,2", "--baseline-steps", "3",
+                            "--json", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout[r.stdout.index("{"):])
+    assert s["autoencoder"] == "shipped:sigmoid" and s["activation"] == "sigmoid"
+    y = np.asarray(s["mean_predictor_test_mse"])
+    assert y > 0 and s["test_mse"] >= 0
+    # the baseline is pruned to exactly the search's non-zero count
+    assert s["baseline"]["nonzero_weights"] == s["nonzero_weights"]
+    assert s["baseline"]["pruned_nonzero_weights"] == s["nonzero_weights"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archopt.errors import ArchoptError, UnknownName
+from archopt.errors import UnknownName
 from archopt.refine import InvalidRefineConfig, RefineConfig, histogram_blocking, make_blocking
-from archopt.refine.loop import _init_range
+from archopt.refine.loop import initial_ranges
 
 
 def test_defaults_are_the_papers():
@@ -41,12 +41,13 @@ def test_initial_ranges():
     g = torch.Generator().manual_seed(0)
     theta = torch.randn(2000, generator=g)
     b = histogram_blocking(theta, 50)
-    low, high = _init_range(b, RefineConfig(n_bins=50))
+    low, high = initial_ranges(b, RefineConfig(n_bins=50, init_range="members").init_range)
     assert torch.equal(low, b.low) and torch.equal(high, b.high)
-    wide_lo, wide_hi = _init_range(b, RefineConfig(n_bins=50, init_range="bin"))
+    wide_lo, wide_hi = initial_ranges(b, RefineConfig(n_bins=50).init_range)
     assert bool((wide_lo <= b.low).all() and (b.high <= wide_hi).all())
     assert torch.allclose(wide_hi - wide_lo, (b.edges[1] - b.edges[0]).expand(len(low)))
     rnd = make_blocking(theta, RefineConfig(n_bins=50, blocks="random"))
     assert rnd.blocked_dimensions == b.blocked_dimensions and rnd.scheme == "random"
-    with pytest.raises(ArchoptError, match="histogram"):
-        _init_range(rnd, RefineConfig(n_bins=50, init_range="bin", blocks="random"))
+    r_lo, r_hi = initial_ranges(rnd, "bin")  # random blocks: widened to a bin's width
+    span = float(theta.max() - theta.min())
+    assert bool((r_hi - r_lo >= span / rnd.blocked_dimensions - 1e-12).all())

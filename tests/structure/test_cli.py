@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 
 from archopt.runs import read_json
@@ -162,3 +163,23 @@ def test_structure_resnet_channels_shrinks_a_trained_checkpoint(cli, tmp_path):
     assert compact.params() == s["params"]
     assert [b.btn for b in compact.blocks] == s["btn_per_superblock"]
     assert 1 <= compact.blocks[0].btn < 8
+
+
+def test_a_short_run_says_its_bits_are_undecided(cli, tmp_path):
+    """eta = 1/d over 2 short epochs hardly moves theta: the summary records the decided
+    fraction, and the CLI says in one line that M* is a coin flip and which schedule decides."""
+    from archopt.structure.sng import steps_to_decide
+
+    out = tmp_path / "short"
+    r = cli("structure", "--task", "mlp-units", "--data", "digits", "--space",
+            _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalty", "2^-4", "--epochs", "1",
+            "--max-steps-per-epoch", "20", "--no-latency", "--out", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    s = read_json(out / "summary.json")
+    theta = np.asarray(read_json(out / "structure.json")["theta"])
+    d = len(theta)
+    assert s["decided_fraction"] == np.mean((theta <= 1 / d + 0.05) | (theta >= 1 - 1 / d - 0.05))
+    assert s["decided_fraction"] < 0.5 and s["undecided"]
+    assert s["steps_to_decide"] == int(np.ceil(2 * steps_to_decide(1 / d, 2**-4, 1 / d)))
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("warning: only"))
+    assert "coin flip" in line and f"{s['steps_to_decide']:,} steps" in line

@@ -90,8 +90,9 @@ def register(app: typer.Typer) -> None:
             "--block-mean/--no-block-mean", help="Block-mean vector as a member of the "
                                                  "initial population.")] = True,
         init_range: Annotated[str, typer.Option(
-            "--init-range", help="members (range of each block's parameters) | bin (its bin's "
-                                 "edges).")] = "members",
+            "--init-range", help="bin (over each block's bin width: every block can move) | "
+                                 "members (range of its parameters; one-member blocks never "
+                                 "move).")] = "bin",
         eval_every: Annotated[int, typer.Option(
             "--eval-every", help="Test metric of the best every k generations.")] = 10,
         eval_path: Annotated[str, typer.Option(

@@ -102,6 +102,8 @@ def _finetune_config(epochs: int, batch_size: int, lr: float | None, augment: st
 
 
 def _print_run(s: dict[str, Any], out: Path) -> None:
+    from archopt.structure.run import undecided_warning
+
     key = next(k for k in _PER if k in s)
     per = s[key]
     print_kv(f"structure {s['task']} on {s['dataset']} (eps0 = {s['penalty']:g}, "
@@ -115,8 +117,13 @@ def _print_run(s: dict[str, Any], out: Path) -> None:
          f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
          else "not measured"),
         ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
+        ("decided bits", f"{100 * s['decided_fraction']:.1f} %" if "decided_fraction" in s
+         else "not recorded"),
         ("train seconds", s["train_seconds"]),
     ])
+    warning = undecided_warning(s)
+    if warning:
+        console.print(warning, style="yellow", highlight=False, soft_wrap=True)
     console.print(f"results in {out}", highlight=False)
 
 
@@ -133,8 +140,8 @@ def register(app: typer.Typer) -> None:
         penalty: Annotated[str, typer.Option(
             "--penalty", help="eps0: a number or a power of two (2^-7; a negative value as "
                               "--penalty=-2^-3). eps = eps0 / max(c).")] = "0",
-        optimizer: OptimizerOpt = "sng",
-        epochs: EpochsOpt = 10,
+        optimizer: OptimizerOpt = "asng",  # benchmarks/results/structure_digits.json
+        epochs: EpochsOpt = 30,
         out: Annotated[Path | None, typer.Option("--out", help="Result folder.")] = None,
         space: SpaceOpt = None,
         init: Annotated[Path | None, typer.Option(
@@ -158,6 +165,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a supernet's weights and its structure distribution in one run; keep the
         deterministic structure M* (theta >= 0.5) as a physically smaller network.
+
+        Defaults: ASNG, 30 epochs (on digits with eps0 = 2^-6 ASNG reached 97.3 / 96.9 % test
+        accuracy at 19.6 / 18.6 % weight usage, SNG 94.4 / 90.2 % at the same 1,260 steps;
+        benchmarks/results/structure_digits.json). The paper's own recipe is --optimizer sng
+        with 500 epochs.
 
         Writes OUT/{config.json, metrics.jsonl, checkpoint.pt, structure.json, arch.json,
         model.pt, summary.json}.

@@ -1,11 +1,12 @@
 """The autoencoders shipped with archopt: one per activation, trained on a CPU with the CPU preset.
 
 ``archopt latent search`` uses them when ``--autoencoder`` is not given. Each is a file
-``<activation>.pt`` in this package's ``pretrained/`` folder, in the checkpoint format of
-:mod:`archopt.latent.training` without the optimiser state and with float16 weights (the
-repository keeps every file under 2 MB), upcast to float32 on load; ``pretrained.json`` holds
-each file's SHA-256 and its validation figures (measured on the upcast model). Files are read with
-``torch.load(weights_only=True)`` after the checksum is verified.
+``<activation>.pt.xz`` in this package's ``pretrained/`` folder: the checkpoint format of
+:mod:`archopt.latent.training` without the optimiser state, float16 weights, xz-compressed (the
+repository keeps every file under 2 MB); it is upcast to float32 on load. ``pretrained.json``
+holds each file's SHA-256, how it was trained, and its validation figures (measured on the
+upcast model). A file is read only after its checksum matches, then with
+``torch.load(weights_only=True)`` (no code runs).
 
 Reproduce one with ``archopt latent train --activation sigmoid --out DIR`` (the defaults), then
 :func:`export_autoencoder` (``benchmarks/latent_ship.py`` does both and records the figures).
@@ -14,6 +15,9 @@ Reproduce one with ``archopt latent train --activation sigmoid --out DIR`` (the 
 from __future__ import annotations
 
 import hashlib
+import io
+import lzma
+import pickle
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,9 @@ import torch
 
 from archopt.errors import CheckpointError
 from archopt.latent.autoencoder import MultiScaleAutoencoder
-from archopt.latent.training import load_autoencoder, read_checkpoint
-from archopt.runs import atomic_torch_save, read_json
+from archopt.latent.training import autoencoder_from_checkpoint, read_checkpoint
+from archopt.runs import atomic_write_bytes, read_json
+from archopt.runtime import resolve_device
 
 __all__ = ["PRETRAINED_DIR", "export_autoencoder", "load_pretrained", "pretrained_activations",
            "pretrained_info", "sha256"]
@@ -42,22 +47,22 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _index() -> dict[str, Any]:
-    f = PRETRAINED_DIR / _INDEX
+def _index(folder: Path) -> dict[str, Any]:
+    f = folder / _INDEX
     return read_json(f) if f.exists() else {}
 
 
-def pretrained_activations() -> list[str]:
+def pretrained_activations(folder: Path | None = None) -> list[str]:
     """Activations with a shipped autoencoder."""
-    return sorted(_index())
+    return sorted(_index(folder or PRETRAINED_DIR))
 
 
-def pretrained_info(activation: str) -> dict[str, Any]:
+def pretrained_info(activation: str, folder: Path | None = None) -> dict[str, Any]:
     """The index entry of a shipped autoencoder (``file``, ``sha256``, ``steps``, figures).
 
     Raises: CheckpointError when none is shipped for ``activation``.
     """
-    index = _index()
+    index = _index(folder or PRETRAINED_DIR)
     if activation not in index:
         raise CheckpointError(
             f"no autoencoder is shipped for activation {activation!r} (shipped: "
@@ -66,30 +71,44 @@ def pretrained_info(activation: str) -> dict[str, Any]:
     return index[activation]
 
 
-def load_pretrained(activation: str = "sigmoid", device: torch.device | str | None = "cpu"
+def load_pretrained(activation: str = "sigmoid", device: torch.device | str | None = "cpu", *,
+                    folder: Path | None = None
                     ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
     """Load the shipped autoencoder of ``activation`` (float32, eval mode).
+
+    Args:
+        folder: where the files and ``pretrained.json`` are (default: the package's).
 
     Returns: ``(model, info)`` as :func:`archopt.latent.training.load_autoencoder`, ``info``
     with the index entry under ``"pretrained"``.
 
-    Raises: CheckpointError when none is shipped, or the file's checksum does not match.
+    Raises: CheckpointError when none is shipped, the file is missing, its checksum does not
+    match, or it is not a readable autoencoder checkpoint.
     """
-    entry = pretrained_info(activation)
-    path = PRETRAINED_DIR / entry["file"]
-    if not path.exists():
+    folder = folder or PRETRAINED_DIR
+    entry = pretrained_info(activation, folder)
+    path = folder / entry["file"]
+    if not path.is_file():
         raise CheckpointError(f"the shipped autoencoder {path} is missing from this install")
     digest = sha256(path)
     if digest != entry["sha256"]:
         raise CheckpointError(f"the shipped autoencoder {path} is damaged (SHA-256 {digest}, "
                               f"expected {entry['sha256']}); reinstall archopt")
-    model, info = load_autoencoder(path, device)
+    dev = resolve_device(device)
+    try:
+        raw = lzma.decompress(path.read_bytes())
+        ck = torch.load(io.BytesIO(raw), map_location=dev, weights_only=True)
+    except (lzma.LZMAError, pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise CheckpointError(f"the shipped autoencoder {path} is unreadable: "
+                              f"{str(err).splitlines()[0]}") from None
+    model, info = autoencoder_from_checkpoint(ck, str(path), dev)
     return model, {**info, "pretrained": entry}
 
 
 def export_autoencoder(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
-    """Write a slim copy of a trained autoencoder: no optimiser state, float16 weights when
-    ``half`` (loaded back as float32 by :func:`load_autoencoder`).
+    """Write the shipped form of a trained autoencoder to ``dst`` (``.pt.xz``): no optimiser
+    state, float16 weights when ``half``, xz-compressed (loaded back as float32 by
+    :func:`load_pretrained`).
 
     Raises: CheckpointError for an unreadable ``src``.
     """
@@ -98,4 +117,6 @@ def export_autoencoder(src: str | Path, dst: str | Path, *, half: bool = True) -
              for k, v in ck["model"].items()}
     slim = {**{k: v for k, v in ck.items() if k != "optimizer"}, "model": state,
             "optimizer": None}
-    return atomic_torch_save(slim, dst)
+    buf = io.BytesIO()
+    torch.save(slim, buf)
+    return atomic_write_bytes(dst, lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME))

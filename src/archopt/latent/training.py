@@ -49,6 +49,7 @@ from archopt.settings import Settings
 __all__ = [
     "CHECKPOINT",
     "TrainConfig",
+    "autoencoder_from_checkpoint",
     "evaluate",
     "load_autoencoder",
     "percentage_errors",
@@ -184,23 +185,36 @@ def load_autoencoder(path: str | Path, device: torch.device | str | None = "cpu"
                      ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
     """Load a trained autoencoder (a result folder of ``archopt latent train`` or its ``.pt``).
 
-    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "train",
-    "config"}``.
+    Returns: ``(model in eval mode, info)`` with ``info`` = ``{"step", "elapsed_s", "cpu_s",
+    "train", "config"}``.
 
     Raises: CheckpointError when the file is missing, unreadable or does not fit its config.
     """
     dev = resolve_device(device)
-    ck = read_checkpoint(Path(path), dev)
+    return autoencoder_from_checkpoint(read_checkpoint(Path(path), dev), str(path), dev)
+
+
+def autoencoder_from_checkpoint(ck: dict[str, Any], source: str,
+                                device: torch.device | str = "cpu"
+                                ) -> tuple[MultiScaleAutoencoder, dict[str, Any]]:
+    """Build the model of a checkpoint dict already read (see :func:`load_autoencoder`);
+    float16 weights (the shipped copies) are upcast to float32. ``source`` names it in errors.
+
+    Raises: CheckpointError when it is not an autoencoder checkpoint or does not fit its config.
+    """
+    if not isinstance(ck, dict) or ck.get("format") != _FORMAT:
+        raise CheckpointError(f"{source} is not an archopt latent autoencoder checkpoint "
+                              f"(expected format {_FORMAT!r})")
     try:
         config = AutoencoderConfig(**ck["config"])
     except (InvalidSpec, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from None
-    model = MultiScaleAutoencoder(config).to(dev)
-    try:  # float16 copies (shipped autoencoders) are upcast to the model's float32
+        raise CheckpointError(f"checkpoint {source} holds an invalid config: {err}") from None
+    model = MultiScaleAutoencoder(config).to(device)
+    try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in ck["model"].items()})
     except (RuntimeError, KeyError, AttributeError) as err:
-        raise CheckpointError(f"checkpoint {path} does not match its config: "
+        raise CheckpointError(f"checkpoint {source} does not match its config: "
                               f"{str(err).splitlines()[0]}") from None
     model.eval()
     return model, {k: ck.get(k) for k in ("step", "elapsed_s", "cpu_s", "train", "config")}
@@ -228,19 +242,37 @@ def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: Train
 
 
 def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
+    """Training loss; validation MdPE (ours) beside the constant and affine references and the
+    decoder coverage; the fraction of validation MLPs beating the constant."""
     from archopt.plotting import new_figure, save_png
 
     tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    va = [(r["step"], r["val_mdpe"]) for r in rows if r.get("val_mdpe") is not None]
-    fig = new_figure((10, 3.8))
-    ax = fig.subplots(1, 2)
+    val = [r for r in rows if r.get("val_mdpe") is not None]
+    fig = new_figure((14, 3.8))
+    ax = fig.subplots(1, 3)
     if tr:
         ax[0].plot(*zip(*tr, strict=True), lw=1)
         ax[0].set_yscale("log")
     ax[0].set(xlabel="step", ylabel="min-over-decoders loss", title="training loss")
-    if va:
-        ax[1].plot(*zip(*va, strict=True), marker="o")
-    ax[1].set(xlabel="step", ylabel="MdPE (%)", title="validation MdPE")
+    for key, label, style in (("val_mdpe", "encoder (best decoder)", "o-"),
+                              ("coverage_mdpe", "decoder coverage", "s-"),
+                              ("constant_mdpe", "constant reference", "--"),
+                              ("affine_mdpe", "affine reference", ":")):
+        pts = [(r["step"], r[key]) for r in val if r.get(key) is not None]
+        if pts:
+            ax[1].plot(*zip(*pts, strict=True), style, label=label, ms=4)
+    if val:
+        ax[1].set_yscale("log")
+        ax[1].legend(fontsize=8)
+    ax[1].set(xlabel="step", ylabel="MdPE (%, ours)", title="validation MdPE")
+    for key, label in (("beats_constant", "encoder"), ("coverage_beats_constant", "coverage")):
+        pts = [(r["step"], 100 * r[key]) for r in val if r.get(key) is not None]
+        if pts:
+            ax[2].plot(*zip(*pts, strict=True), "o-", label=label, ms=4)
+    if val:
+        ax[2].legend(fontsize=8)
+    ax[2].set(xlabel="step", ylabel="% of validation MLPs", ylim=(0, 100),
+              title="MLPs beating the constant")
     fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, rd.file("training.png"), dpi=100, tight=False)

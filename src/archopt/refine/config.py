@@ -46,8 +46,10 @@ class RefineConfig(Settings):
         rescore: re-score the parents on each new super-batch before selection (2 NP FE per
             generation); off = the reference code's behaviour.
         init_range: initial genes uniform in the range of the block's members (``"members"``,
-            the paper) or of its histogram bin's edges (``"bin"``; a wider range, never
-            degenerate for one-member blocks; histogram blocks only).
+            the paper's code: a block whose members are equal, e.g. a one-member block, starts
+            with one value in every member and can never move) or over its histogram bin's
+            width (``"bin"``, default: every block can move; random blocks are widened to the
+            same width). See :func:`archopt.refine.loop.initial_ranges`.
         order: super-batch order, ``"shuffled"`` (one seeded permutation) or ``"dataset"``.
         eval_every: test metric of the best member every this many generations (and the last).
         eval_batch_size: batch size of whole-split evaluation.
@@ -73,7 +75,7 @@ class RefineConfig(Settings):
     metric: str = "f1"
     block_mean_member: bool = True
     rescore: bool = False
-    init_range: Literal["members", "bin"] = "members"
+    init_range: Literal["members", "bin"] = "bin"
     order: Literal["shuffled", "dataset"] = "shuffled"
     eval_every: int = Field(10, ge=1)
     eval_batch_size: int = Field(1000, ge=1)

@@ -113,13 +113,32 @@ def make_blocking(theta: torch.Tensor, config: RefineConfig) -> Blocking:
     return random_blocking(theta, hist.blocked_dimensions, seed=config.seed)
 
 
-def _init_range(blocking: Blocking, config: RefineConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    if config.init_range == "members":
+def initial_ranges(blocking: Blocking, init_range: str = "bin"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high), each (D',) float64: the range each block's initial genes are drawn from.
+
+    ``"members"``: [min, max] of the block's original parameters (the paper's code). A block
+    whose members are all equal -- one-member blocks at the histogram's tails -- gets a zero-width
+    range: every population member holds the same value, DE's differences are zero there and the
+    gene can never move (a *degenerate* block).
+
+    ``"bin"`` (default): histogram blocks use their bin's edges (the members' range widened to
+    the bin width); random blocks use the members' range widened, where narrower, to
+    ``(max(theta) - min(theta)) / D'`` (the width of a histogram bin at the same block count)
+    centred on the block mean. No block is degenerate unless all parameters are equal.
+
+    Raises: ArchoptError for an unknown ``init_range``.
+    """
+    if init_range == "members":
         return blocking.low, blocking.high
-    if blocking.edges is None or blocking.bin_index is None:
-        raise ArchoptError("init_range='bin' needs histogram blocks; use 'members' with random "
-                           "blocks")
-    return blocking.edges[blocking.bin_index], blocking.edges[blocking.bin_index + 1]
+    if init_range != "bin":
+        raise ArchoptError(f"init_range must be 'members' or 'bin', got {init_range!r}")
+    if blocking.edges is not None and blocking.bin_index is not None:
+        return blocking.edges[blocking.bin_index], blocking.edges[blocking.bin_index + 1]
+    span = float(blocking.high.max() - blocking.low.min())
+    half = span / (2 * (blocking.n_bins or blocking.blocked_dimensions))
+    mean = blocking.values.detach().to("cpu", torch.float64)
+    return torch.minimum(blocking.low, mean - half), torch.maximum(blocking.high, mean + half)
 
 
 @dataclass
@@ -256,7 +275,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     else:  # the cost of blocking: the original model vs the blocked one, train and test
         cost = {"before": {s: split_metric(theta0, s, full=True) for s in ("train", "test")},
                 "after": {s: split_metric(blocking.values, s) for s in ("train", "test")}}
-    low, high = _init_range(blocking, cfg)
+    low, high = initial_ranges(blocking, cfg.init_range)
     de = DifferentialEvolution(low, high, population=cfg.population, F=cfg.F, CR=cfg.CR,
                                seed=cfg.seed,
                                x0=blocking.values if cfg.block_mean_member else None)

@@ -161,6 +161,7 @@ def _epoch_row(model: nn.Module, structure: StructureOptimizer | None) -> dict[s
         "expected_cost_rate": float(np.dot(c, theta) / c.sum()),
         "mode_cost_rate": float(np.dot(c, mode) / c.sum()),
         "mode_bits": int(mode.sum()),
+        "decided_fraction": structure.decided_fraction(),
     }
     if hasattr(structure, "delta"):
         row["delta"] = float(structure.delta)  # type: ignore[attr-defined]
@@ -210,9 +211,12 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
         model: a :class:`~archopt.structure.masking.Supernet` when ``structure`` is given,
             else any classifier (``(N, C, H, W)`` -> ``(N, classes)``).
         data: the dataset (uint8 images; normalised with its mean / std).
-        cfg: weights' options: ``epochs``, ``batch_size`` (N), ``lr``, ``momentum``,
-            ``nesterov``, ``weight_decay``, ``schedule`` / ``milestones`` / ``gamma``,
-            ``augment``, ``drop_last``, ``seed``, ``device``, ``eval_batch_size``.
+        cfg: weights' options, as the trainer reads them: ``epochs``, ``batch_size`` (N),
+            ``optimizer``, ``lr``, ``momentum``, ``nesterov``, ``weight_decay``, ``betas``,
+            ``schedule`` / ``milestones`` / ``gamma`` / ``min_lr`` / ``warmup_epochs``,
+            ``label_smoothing``, ``grad_clip``, ``augment``, ``drop_last``, ``amp`` (CUDA
+            only), ``channels_last``, ``deterministic``, ``seed``, ``device``,
+            ``eval_batch_size``.
         structure: the SNG / ASNG optimiser over ``model``'s bits (None: fixed training).
         max_steps_per_epoch: cap on optimiser steps per epoch.
         eval_every: test-evaluate (M* for the joint method) every this many epochs; 0 = never
@@ -227,7 +231,7 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
     Returns: a :class:`LoopResult`.
     Raises:
         ArchoptError: a structure optimiser without a supernet, mismatched bits, a resume
-            with different options.
+            with different options, ``amp`` on CPU (:func:`check_options`).
         TrainingDiverged: the loss became NaN or infinite (the last checkpoint is kept).
     """
     from archopt.training import save_checkpoint

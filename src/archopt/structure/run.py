@@ -16,6 +16,7 @@ network's spec), ``model.pt`` (its weights; ``archopt.training.load_model`` read
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,7 @@ from archopt.structure.loop import (
 )
 from archopt.structure.masking import Supernet
 from archopt.structure.mlp import MaskedMLP, he_init
-from archopt.structure.sng import make_optimizer
+from archopt.structure.sng import DECIDED_TOL, make_optimizer, steps_to_decide
 
 if TYPE_CHECKING:
     from archopt.training import TrainConfig
@@ -235,6 +236,40 @@ def joint_run(make_supernet: Callable[[ImageDataset], Supernet], data: ImageData
                             latency=latency)
 
 
+def decision_report(opt: Any, steps: int) -> dict[str, Any]:
+    """How decided the learned distribution is (issue 11): ``decided_fraction`` (bits within
+    :data:`~archopt.structure.sng.DECIDED_TOL` of a bound), ``undecided`` (True when fewer than
+    half are: ``M*`` is then close to a coin flip per bit), and for SNG with a positive penalty
+    ``steps_to_decide``: twice the penalty's drift time
+    (:func:`~archopt.structure.sng.steps_to_decide`), the iterations after which a useless bit
+    ends switched off."""
+    frac = opt.decided_fraction()
+    out: dict[str, Any] = {"decided_fraction": frac, "undecided": frac < 0.5,
+                           "decided_tolerance": DECIDED_TOL}
+    eta = getattr(opt, "eta", None)
+    if eta is not None and opt.eps > 0:
+        t = 2 * steps_to_decide(eta, opt.eps, getattr(opt.dist, "margin", 0.0))
+        out.update({"steps_to_decide": math.ceil(t), "steps_taken": steps})
+    return out
+
+
+def undecided_warning(summary: dict[str, Any]) -> str | None:
+    """One plain line when a run ended with most bits undecided, naming the schedule that would
+    decide them; None otherwise."""
+    if not summary.get("undecided"):
+        return None
+    frac = summary.get("decided_fraction", 0.0)
+    line = (f"warning: only {100 * frac:.0f} % of the {summary.get('d')} structure bits are "
+            f"decided (theta within {summary.get('decided_tolerance', DECIDED_TOL)} of a "
+            "bound): the structure is close to a coin flip per bit")
+    if "steps_to_decide" in summary:
+        line += (f"; with this eta and penalty about {summary['steps_to_decide']:,} steps "
+                 f"decide a useless bit (this run: {summary.get('steps_taken', 0):,})")
+    else:
+        line += "; train longer or raise the penalty"
+    return line
+
+
 def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: TrainConfig,
                      structure: StructureConfig, rd: ResultDir, res: Any, *, task: str,
                      latency: bool) -> dict[str, Any]:
@@ -259,7 +294,7 @@ def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: Trai
         "seconds_per_step_ms": round(1000 * res.train_seconds / max(res.steps, 1), 4),
         **report,
         "theta_mean": float(theta.mean()),
-        "theta_decided": float(np.mean((theta < 0.1) | (theta > 0.9))),
+        **decision_report(opt, res.steps),
         "test_accuracy": masked["accuracy"], "test_error": masked["error"],
         "test_macro_f1": masked["macro_f1"], "test_loss": masked["loss"],
         "test_examples": len(ty), "train_examples": len(ds.train_y),

@@ -1,21 +1,30 @@
-"""Classification metrics computed on the device from confusion matrices, one or many at a time.
+"""Classification metrics from torchmetrics, for one prediction vector or a whole population.
 
-``METRICS[name](preds, target, num_classes)`` scores one prediction vector; ``score_batch(name,
-preds, target, num_classes)`` scores a population: ``preds`` of shape ``(P, N)`` (P candidate
-models' predictions of the same N examples) gives ``(P,)`` scores from one ``bincount``, without a
-Python loop over the population (HBDE evaluates a whole population this way).
+``METRICS[name](preds, target, num_classes)`` scores predictions: ``preds`` of shape ``(N,)``
+gives a 0-d score; ``preds`` of shape ``(P, N)`` -- P candidate models' predictions of the same N
+examples -- gives ``(P,)`` scores in one torchmetrics call (``multidim_average="samplewise"``),
+on the device of ``preds``, without a Python loop over the population (HBDE scores its NP
+members this way). ``score_batch`` is the (P, N) form with a shape check.
 
-Definitions follow scikit-learn (and torchmetrics, which agrees):
+Definitions (all agree with scikit-learn, which the tests check):
 
-- ``accuracy``: ``trace(C) / N``.
-- ``f1`` / ``macro_f1``: the unweighted mean over classes of ``2 TP / (2 TP + FP + FN)``, over the
-  classes that occur in ``target`` or ``preds`` (scikit-learn's ``f1_score(average="macro")``
-  with its default ``labels``; a class with ``TP + FP + FN = 0`` is left out).
+- ``accuracy``: ``trace(C) / N`` (``multiclass_accuracy``, micro average).
+- ``f1`` / ``macro_f1``: the unweighted mean over classes of ``2 TP / (2 TP + FP + FN)`` over the
+  classes that occur in ``target`` or ``preds`` (``multiclass_f1_score``, macro average: a class
+  with ``TP + FP + FN = 0`` gets weight 0, as scikit-learn's ``f1_score(average="macro")`` with
+  its default ``labels`` leaves it out).
 - ``balanced_accuracy``: the mean recall over the classes that occur in ``target``
-  (``sklearn.metrics.balanced_accuracy_score``).
+  (``sklearn.metrics.balanced_accuracy_score``): per-class recall from ``multiclass_recall``
+  (``average="none"``), averaged over the classes with support. torchmetrics' own macro recall
+  also averages in classes that are predicted but absent from ``target`` (recall 0), which
+  scikit-learn does not.
 
-Sources: scikit-learn user guide, "Classification metrics" (3.4.2); Brodersen et al.,
-"The balanced accuracy and its posterior distribution", ICPR 2010.
+Scores are returned as float64 (torchmetrics computes them in float32: equal to scikit-learn's
+to ~1e-7).
+
+Sources: torchmetrics 1.x ``functional.classification``; scikit-learn user guide,
+"Classification metrics" (3.4.2); Brodersen et al., "The balanced accuracy and its posterior
+distribution", ICPR 2010.
 """
 
 from __future__ import annotations
@@ -23,6 +32,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_recall,
+)
 
 from archopt.errors import UnknownName
 
@@ -41,73 +56,67 @@ __all__ = [
 MetricFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
+def _check(preds: torch.Tensor, target: torch.Tensor) -> None:
+    if preds.shape[-1] != target.shape[-1] or target.dim() != 1 or preds.dim() not in (1, 2):
+        raise ValueError(f"preds must be (N,) or (P, N) and target (N,); got {tuple(preds.shape)}"
+                         f" and {tuple(target.shape)}")
+
+
+def _args(preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """preds / target as torchmetrics wants them, and the averaging mode."""
+    _check(preds, target)
+    target = target.to(preds.device).long()
+    if preds.dim() == 1:
+        return preds.long(), target, {"multidim_average": "global"}
+    return preds.long(), target.expand_as(preds), {"multidim_average": "samplewise"}
+
+
 def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Confusion counts ``C[..., t, p]`` (true class ``t`` predicted as ``p``).
 
     Args:
         preds: (N,) or (P, N) predicted class indices (integer tensor).
-        target: (N,) true class indices, on the same device.
+        target: (N,) true class indices.
         num_classes: number of classes K (every index must lie in ``[0, K)``).
 
-    Returns: (K, K) or (P, K, K) int64 counts, on the device of ``preds``.
+    Returns: (K, K) or (P, K, K) int64 counts (``multiclass_confusion_matrix``), on the device
+        of ``preds``.
     Raises: ValueError for mismatched shapes.
     """
-    if preds.shape[-1] != target.shape[-1] or target.dim() != 1 or preds.dim() not in (1, 2):
-        raise ValueError(f"preds must be (N,) or (P, N) and target (N,); got {tuple(preds.shape)}"
-                         f" and {tuple(target.shape)}")
-    k = int(num_classes)
-    single = preds.dim() == 1
-    p2 = preds.reshape(1, -1) if single else preds
-    pop = p2.shape[0]
-    offset = torch.arange(pop, device=p2.device).unsqueeze(1) * (k * k)
-    codes = offset + target.to(p2.device).long().unsqueeze(0) * k + p2.long()
-    cm = torch.bincount(codes.reshape(-1), minlength=pop * k * k).reshape(pop, k, k)
-    return cm[0] if single else cm
+    _check(preds, target)
+    target = target.to(preds.device).long()
+    rows = [multiclass_confusion_matrix(p.long(), target, int(num_classes), validate_args=False)
+            for p in (preds.reshape(1, -1) if preds.dim() == 1 else preds)]
+    cm = torch.stack(rows).long()
+    return cm[0] if preds.dim() == 1 else cm
 
 
-def _per_class(cm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    tp = cm.diagonal(dim1=-2, dim2=-1).double()
-    actual = cm.sum(dim=-1).double()     # TP + FN (row sums)
-    predicted = cm.sum(dim=-2).double()  # TP + FP (column sums)
-    return tp, actual, predicted
+def accuracy(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Fraction of correct predictions. (N,) preds -> 0-d float64; (P, N) -> (P,)."""
+    p, t, kw = _args(preds, target)
+    return multiclass_accuracy(p, t, int(num_classes), average="micro", validate_args=False,
+                               **kw).double()
 
 
-def accuracy_from_cm(cm: torch.Tensor) -> torch.Tensor:
-    """``trace / total`` of (K, K) or (P, K, K) confusion counts."""
-    tp, actual, _ = _per_class(cm)
-    return tp.sum(-1) / actual.sum(-1).clamp_min(1)
+def macro_f1(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Macro-F1 over the classes present in target or predictions (see the module docstring).
+
+    (N,) preds -> 0-d float64; (P, N) -> (P,).
+    """
+    p, t, kw = _args(preds, target)
+    return multiclass_f1_score(p, t, int(num_classes), average="macro", validate_args=False,
+                               **kw).double()
 
 
-def macro_f1_from_cm(cm: torch.Tensor) -> torch.Tensor:
-    """Macro-F1 over the classes present in target or predictions (see module docstring)."""
-    tp, actual, predicted = _per_class(cm)
-    denom = actual + predicted  # 2 TP + FP + FN
-    present = denom > 0
-    f1 = torch.where(present, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
-    return f1.sum(-1) / present.sum(-1).clamp_min(1)
+def balanced_accuracy(preds: torch.Tensor, target: torch.Tensor,
+                      num_classes: int) -> torch.Tensor:
+    """Mean recall over the classes present in ``target``. (N,) -> 0-d float64; (P, N) -> (P,)."""
+    p, t, kw = _args(preds, target)
+    recall = multiclass_recall(p, t, int(num_classes), average="none", validate_args=False,
+                               **kw).double()
+    present = torch.bincount(target.to(p.device).long(), minlength=int(num_classes)) > 0
+    return (recall * present).sum(-1) / present.sum().clamp_min(1)
 
-
-def balanced_accuracy_from_cm(cm: torch.Tensor) -> torch.Tensor:
-    """Mean recall over the classes present in the target."""
-    tp, actual, _ = _per_class(cm)
-    present = actual > 0
-    recall = torch.where(present, tp / actual.clamp_min(1), torch.zeros_like(tp))
-    return recall.sum(-1) / present.sum(-1).clamp_min(1)
-
-
-def _from_cm(fn: Callable[[torch.Tensor], torch.Tensor]) -> MetricFn:
-    def metric(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-        return fn(confusion_matrix(preds, target, num_classes))
-
-    metric.__name__ = fn.__name__.removesuffix("_from_cm")
-    metric.__doc__ = (f"{fn.__doc__}\n\n    (N,) preds -> 0-d float64 tensor; (P, N) preds -> "
-                      "(P,). See :func:`confusion_matrix` for the arguments.")
-    return metric
-
-
-accuracy = _from_cm(accuracy_from_cm)
-macro_f1 = _from_cm(macro_f1_from_cm)
-balanced_accuracy = _from_cm(balanced_accuracy_from_cm)
 
 #: name -> ``fn(preds, target, num_classes) -> score`` (higher is better for every entry).
 METRICS: dict[str, MetricFn] = {
@@ -135,7 +144,7 @@ def get_metric(name: str) -> MetricFn:
 
 def score_batch(name: str, preds: torch.Tensor, target: torch.Tensor,
                 num_classes: int) -> torch.Tensor:
-    """Scores of a population: ``preds`` (P, N) -> (P,) float64 (one bincount for all P).
+    """Scores of a population: ``preds`` (P, N) -> (P,) float64 (one torchmetrics call).
 
     Raises: UnknownName; ValueError for mismatched shapes.
     """
