@@ -79,8 +79,11 @@ def test_ctrl_c_then_resume_gives_the_same_result(tmp_path):
     ref = json.loads(whole.stdout)
 
     out = tmp_path / "cut"
+    # Ctrl-C handling is default in the child even when this suite runs in the background
+    # (a background job of a non-interactive shell inherits SIGINT ignored)
     proc = subprocess.Popen(_cmd(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = out / "designed" / "checkpoint.pt"
     deadline = time.time() + 300
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
