@@ -154,18 +154,20 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 
 def latency_items(s: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The latency rows of a summary (see :func:`archopt.profiling.latency_columns`): torch
-    at batch 1 and the throughput batch, onnxruntime beside them when it was timed."""
+    """The latency rows of a summary (see :func:`archopt.profiling.latency_columns`), one per
+    runtime: torch, and onnxruntime when it was timed; batch 1 / the throughput batch."""
     if s.get("latency_ms") is None:
         return []
     threads = s.get("latency_threads", 1)
     rows = []
     for runtime, key in (("torch", "latency_ms"), ("onnxruntime", "latency_ms_onnxruntime")):
-        for k in sorted((k for k in s if k == key or k.startswith(key + "_b")),
-                        key=lambda k: int(k.rsplit("_b", 1)[1]) if k != key else 1):
-            batch = 1 if k == key else int(k.rsplit("_b", 1)[1])
-            rows.append((f"latency {runtime} (ms/example, CPU, batch {batch}, {threads} "
-                         f"thread{'s' if threads != 1 else ''})", s[k]))
+        if s.get(key) is None:
+            continue
+        big = sorted(int(k.rsplit("_b", 1)[1]) for k in s if k.startswith(key + "_b"))
+        batches = " / ".join(map(str, [1, *big]))
+        values = " / ".join(f"{s[k]:.4g}" for k in [key, *(f"{key}_b{b}" for b in big)])
+        rows.append((f"latency {runtime}, ms/example (batch {batches}, {threads} "
+                     f"thread{'s' if threads != 1 else ''})", values))
     return rows
 
 

@@ -30,10 +30,11 @@ def register(app: typer.Typer) -> None:
         json_: JsonOpt = False,
     ) -> None:
         """Export a model archopt wrote to ONNX (atomic write), with a dynamic batch axis and a
-        named opset, then check it: onnxruntime's outputs must equal PyTorch's within 1e-4 on
-        a batch of 3 (another size than the traced batch of 2). The spec, input shape, opset
-        and the dataset's mean / std (inputs are normalised images) are stored as the model's
-        metadata. Needs the onnx extra: pip install 'archopt[onnx]'."""
+        named opset, then check it: onnxruntime's outputs must equal PyTorch's within 1e-4 (times
+        the largest output magnitude when above 1) on a batch of 3, another size than the
+        traced batch of 2. The spec, input shape, opset and the dataset's mean / std (inputs are
+        normalised images) are stored as the model's metadata. Needs the onnx extra:
+        pip install 'archopt\\[onnx]'."""
         from archopt.deploy import export_onnx
 
         if format_.lower() not in FORMATS:
