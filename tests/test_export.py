@@ -74,3 +74,16 @@ def test_latency_record_names_threads_and_both_runtimes(families):
     bare = benchmark_latency(model, model.archopt_input_shape, batch_sizes=(1,),
                              min_run_time=0.01, onnxruntime=False)
     assert "onnxruntime" not in bare and "latency_ms_onnxruntime" not in latency_columns(bare)
+
+
+class _DataDependent(torch.nn.Module):
+    """Python control flow on a tensor's value: torch.export cannot trace it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 if float(x.sum()) > 0 else x
+
+
+def test_a_model_onnx_cannot_take_keeps_the_torch_figures():
+    rec = benchmark_latency(_DataDependent(), (4,), batch_sizes=(1,), min_run_time=0.01)
+    assert rec["torch"]["1"]["median_ms"] > 0
+    assert "onnxruntime" not in rec and "could not export" in rec["onnxruntime_error"]
