@@ -120,7 +120,7 @@ def onnx_bytes(module: nn.Module, input_shape: Sequence[int], *, opset: int = DE
     if batch_size is not None and batch_size < 1:
         raise ExportError(f"batch size must be >= 1, got {batch_size}")
     example = 2 if batch_size is None else batch_size  # 1 would be specialised by torch.export
-    x = torch.randn((example, *input_shape))
+    x = torch.randn((example, *input_shape), generator=torch.Generator().manual_seed(0))
     was = module.training
     module.eval()
     dyn = None if batch_size is not None else ({0: torch.export.Dim("batch", min=1)},)

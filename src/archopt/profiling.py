@@ -134,6 +134,11 @@ def measure_latency(module: nn.Module, input_shape: tuple[int, ...], *, batch_si
     return statistics.median(times) * 1000.0 / batch_size
 
 
+def _rng() -> torch.Generator:
+    """A private generator: timing never moves the global RNG (a run's later stages)."""
+    return torch.Generator().manual_seed(0)
+
+
 def _timed(stmt_fn: Any, threads: int, min_run_time: float) -> dict[str, float]:
     """``Timer.blocked_autorange`` of ``stmt_fn()``: median and IQR in ms per call, runs."""
     from torch.utils.benchmark import Timer
@@ -156,7 +161,7 @@ def _ort_latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tu
     name = sess.get_inputs()[0].name
     out: dict[str, Any] = {"onnxruntime_version": ort.__version__, "onnxruntime": {}}
     for b in batch_sizes:
-        feed = {name: torch.randn((b, *input_shape)).numpy()}
+        feed = {name: torch.randn((b, *input_shape), generator=_rng()).numpy()}
         t = _timed(lambda feed=feed: sess.run(None, feed), threads, min_run_time)
         out["onnxruntime"][str(b)] = {**t, "ms_per_example": t["median_ms"] / b}
     return out
@@ -200,7 +205,7 @@ def benchmark_latency(module: nn.Module, input_shape: tuple[int, ...], *,
                            "min_run_time_s": min_run_time, "torch": {}}
     try:
         for b in batch_sizes:
-            x = torch.randn((b, *input_shape))
+            x = torch.randn((b, *input_shape), generator=_rng())
             t = _timed(lambda x=x: model(x), threads, min_run_time)
             rec["torch"][str(b)] = {**t, "ms_per_example": t["median_ms"] / b}
         if onnxruntime is None:
