@@ -284,8 +284,9 @@ def plot(groups: dict, path: Path, args: argparse.Namespace) -> None:
                                                                   else ""),
                         color=color, label=label, capsize=2, ms=5)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test error (%), median and quartiles")
-        ax.grid(alpha=0.3)
+        ax.set_ylabel("test error (%), median and quartiles (log scale)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"MNIST, 784-{args.width}x3-10, eta=1/d, {args.epochs} epochs "
                  f"(~{round(args.epochs * 1875 / (3 * args.width))} iterations per bit)")
