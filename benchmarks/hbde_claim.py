@@ -19,9 +19,10 @@ Setting (CPU budget, stated in the results JSON):
 - HBDE: ``archopt.refine.refine`` with N_bins 10,000, NP 100, F 0.5, CR 0.9 (the spec's),
   circular super-batches of 128 over the training part, objective 1 - macro-F1, the block-mean
   vector as a member, parents not re-scored (the reference code), default init_range.
-- Baselines from the same checkpoint with the same search seconds (HBDE's ``--seconds`` of
-  population evaluation + DE): Adam continued (lr 1e-3, its saved state, batch 128); DE on
-  random blocks of the same count (``blocks="random"``).
+- Baselines from the same checkpoint with the same search seconds (the CPU seconds HBDE
+  actually searched: ``--seconds`` plus the rest of the generation in which it ran out): Adam
+  continued (lr 1e-3, its saved state, batch 128); DE on random blocks of the same count
+  (``blocks="random"``).
 - Equal time is **process CPU time** (``time.process_time``, one torch thread), not wall time:
   the benchmark shares a 2-core machine with other jobs, and the wall clock would also count
   the time a run waits for a core. HBDE and random-block DE run with ``clock="cpu"``; Adam counts
@@ -313,7 +314,8 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("search CPU time (s, 1 thread)")
         ax.set_ylabel("test macro-F1 (%)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if s["runs"]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -357,10 +359,15 @@ def main() -> None:
                 f = d / f"{m}.json"
                 if f.is_file():
                     continue
+                # the baselines get the CPU seconds HBDE actually searched (it stops after the
+                # generation in which --seconds runs out, so it overshoots by < 1 generation)
+                hb = d / "hbde.json"
+                budget = (json.loads(hb.read_text())["search_cpu_seconds"]
+                          if m != "hbde" and hb.is_file() else args.seconds)
                 if m == "adam":
-                    r = run_adam(data, pre, seed, args.seconds)
+                    r = run_adam(data, pre, seed, budget)
                 else:
-                    r = run_de(data, pre, seed, args.seconds,
+                    r = run_de(data, pre, seed, budget,
                                "histogram" if m == "hbde" else "random")
                 atomic_write_json(f, r)
                 print(f"  {m}: {r['metric_after']:.4f} ({r['search_cpu_seconds']} CPU s, "
