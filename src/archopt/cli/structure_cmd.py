@@ -116,6 +116,8 @@ def _print_run(s: dict[str, Any], out: Path) -> None:
         ("latency ms (compact / masked full)",
          f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
          else "not measured"),
+        *((("latency ms onnxruntime (compact)", f"{s['latency_ms_onnxruntime']:.4f}"),)
+          if s.get("latency_ms_onnxruntime") is not None else ()),
         ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
         ("decided bits", f"{100 * s['decided_fraction']:.1f} %" if "decided_fraction" in s
          else "not recorded"),
