@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
             "--chunk", help="Candidates per batched call [default: measured].")] = None,
         max_seconds: Annotated[float | None, typer.Option(
             "--max-seconds", help="Stop once the search has taken this many seconds.")] = None,
+        clock: Annotated[str, typer.Option(
+            "--clock", help="What --max-seconds (and the baselines' budget) counts: wall | cpu "
+                            "(process CPU seconds; fair on a shared machine).")] = "wall",
         train_eval_size: Annotated[int | None, typer.Option(
             "--train-eval-size", help="Training examples used to price the blocking "
                                       "[default: all].")] = None,
@@ -181,7 +184,7 @@ def register(app: typer.Typer) -> None:
             None, n_bins=bins, population=population, generations=generations,
             super_batch=super_batch, metric=metric, F=f_weight, CR=cr, rescore=rescore,
             block_mean_member=block_mean, init_range=init_range, eval_every=eval_every,
-            eval_path=eval_path, chunk=chunk, max_seconds=max_seconds,
+            eval_path=eval_path, chunk=chunk, max_seconds=max_seconds, clock=clock,
             train_eval_size=train_eval_size, seed=seed, device=device)
         name = data or src.meta.get("dataset")
         if not name:
