@@ -84,7 +84,8 @@ class Trial:
     """One point of a sweep.
 
     Attributes:
-        name: its result folder inside the sweep folder (unique in the sweep; ``[A-Za-z0-9_.^-]``).
+        name: its result folder inside the sweep folder (unique in the sweep; one path
+            component: no ``/``, not ``.`` or ``..``).
         fn: ``"package.module:function"``; called as ``fn(out=..., progress=..., **params,
             **shared)``, returns a JSON-ready dict (the trial's row).
         params: JSON-ready keyword arguments, recorded in ``grid.json``.
@@ -238,6 +239,9 @@ class _Book:
         self.status: dict[str, dict[str, Any]] = (
             read_json(self.status_path) if self.status_path.exists() else {})
         names = [t.name for t in trials]
+        bad = [n for n in names if not n or "/" in n or os.sep in n or n in (".", "..")]
+        if bad:
+            raise ArchoptError(f"a trial's name must be one folder name, got {bad[0]!r}")
         if len(set(names)) != len(names):
             raise ArchoptError(f"the sweep names a trial twice: {names}")
         for t in trials:
