@@ -32,6 +32,9 @@ Setting (CPU budget, stated in the results JSON):
   re-scored on each new super-batch (``rescore=True``, 2 NP evaluations per generation). Without
   it a parent keeps the score of the super-batch it was scored on, and a member that scored
   macro-F1 = 1 on its 128 images can never be replaced.
+- ``--report-only --diagnose``: the reach of HBDE's initial population for every pre-trained
+  model (``spread.json``: bin width against the parameters' std, and the test predictions that
+  four initial members change against the block-mean vector).
 - ``degenerate_blocks``: for each pre-trained model, the blocks whose initial range has zero
   width (they can never move under DE) with the old ``init_range="members"`` and with the
   default ``"bin"``, for histogram and random blocks (``degenerate.json`` per seed; the
@@ -233,6 +236,35 @@ def degenerate(pre: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def spread(data: ImageDataset, pre: dict[str, Any], members: int = 4) -> dict[str, Any]:
+    """How far HBDE's initial population reaches: the bin width against the parameters' spread,
+    and how many test predictions ``members`` members of the initial population (seed 0) change
+    against the block-mean vector. DE's steps are F x differences of members, so this sets the
+    scale of the search."""
+    from archopt.refine import DifferentialEvolution
+
+    net = small_cnn()
+    net.load_state_dict(pre["model"])
+    net.eval()
+    layout = ParameterLayout.of(net)
+    theta = layout.flatten(net)
+    b = make_blocking(theta, RefineConfig(n_bins=10_000))
+    low, high = initial_ranges(b, "bin")
+    pop = DifferentialEvolution(low, high, population=100, seed=0, x0=b.values).ask()
+
+    def preds(v: torch.Tensor) -> torch.Tensor:
+        layout.load(net, b.unblock(v.to(theta.dtype)))
+        return predict(net, data.test_x, mean=data.mean, std=data.std, batch_size=1000,
+                       device="cpu")
+
+    base = preds(b.values)
+    return {"bin_width": float(high[0] - low[0]), "theta_std": float(theta.std()),
+            "theta_span": float(theta.max() - theta.min()),
+            "test_predictions_changed": [int((preds(pop[i]) != base).sum())
+                                         for i in range(1, members + 1)],
+            "test_size": len(base)}
+
+
 def _ms(xs: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
             "min": min(xs), "max": max(xs), "n": len(xs)}
@@ -267,8 +299,9 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             row: dict[str, Any] = {}
             if (d / "pretrain.json").is_file():
                 row["pretrain"] = json.loads((d / "pretrain.json").read_text())
-            if (d / "degenerate.json").is_file():
-                row["degenerate"] = json.loads((d / "degenerate.json").read_text())
+            for extra_file in ("degenerate", "spread"):
+                if (d / f"{extra_file}.json").is_file():
+                    row[extra_file] = json.loads((d / f"{extra_file}.json").read_text())
             for m in METHODS + EXTRA:
                 if (d / f"{m}.json").is_file():
                     row[m] = json.loads((d / f"{m}.json").read_text())
@@ -305,6 +338,10 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 for blocks in ("histogram", "random")}
             table["degenerate_blocks"]["histogram"]["one_member_blocks"] = [
                 d["histogram"]["one_member_blocks"] for d in degen]
+        spreads = [r["spread"] for r in per_seed.values() if "spread" in r]
+        if spreads:
+            table["initial_spread"] = {k: [d[k] for d in spreads] for k in
+                                       ("bin_width", "theta_std", "test_predictions_changed")}
         out["settings"][setting] = {"complete_seeds": len(complete), "table": table,
                                     "runs": per_seed}
     return out
@@ -362,6 +399,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "hbde_claim")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/hbde_claim.json")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="with --report-only: measure the initial population's reach "
+                         "(spread.json) for every pre-trained model")
     ap.add_argument("--extra", default="", help="comma-separated diagnostics to run as well: "
                     "hbde-rescore (HBDE re-scoring parents on each super-batch)")
     args = ap.parse_args()
@@ -373,6 +413,12 @@ def main() -> None:
         plot(res, args.json.with_suffix(".png"))
 
     if args.report_only:
+        if args.diagnose:
+            for d in sorted(args.work.glob("*/seed*")):
+                if (d / "pretrain.pt").is_file() and not (d / "spread.json").is_file():
+                    data, _ = make_data(d.parent.name)
+                    atomic_write_json(d / "spread.json", spread(
+                        data, torch.load(d / "pretrain.pt", weights_only=False)))
         report()
         return
     seeds = [int(s) for s in args.seeds.split(",")]
