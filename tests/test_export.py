@@ -49,6 +49,17 @@ def test_onnx_round_trip(cli, families, family, tmp_path):
     assert float(np.abs(got - want).max()) <= ATOL
 
 
+def test_an_opset_the_exporter_cannot_write_is_refused(cli, families, tmp_path):
+    res = cli("export", families["latent"], "--out", tmp_path / "m.onnx", "--opset", "17")
+    assert res.exit_code == 2 and "opset 17 is below 18" in res.stderr
+    assert not (tmp_path / "m.onnx").exists()
+    res = cli("export", families["latent"], "--out", tmp_path / "m.onnx", "--opset", "20",
+              "--json")
+    assert res.exit_code == 0, res.output
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [20]
+
+
 def test_fixed_batch(families, tmp_path):
     info = archopt.export_onnx(families["latent"], tmp_path / "m.onnx", batch_size=4)
     assert info["batch"] == 4 and info["check_batch"] == 4

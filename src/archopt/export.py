@@ -33,6 +33,7 @@ from archopt.errors import ArchoptError
 __all__ = [
     "DEFAULT_OPSET",
     "EXTRA_COMMAND",
+    "MIN_OPSET",
     "ExportError",
     "MissingExtra",
     "onnx_available",
@@ -42,8 +43,11 @@ __all__ = [
     "require_onnx",
 ]
 
-#: The opset exported when none is asked for (the one torch's exporter emits natively).
+#: The opset exported when none is asked for (the one torch's exporter emits natively), and
+#: the lowest it writes: its conversion to older opsets fails on common graphs (ReduceMean,
+#: Relu), so a lower request is refused rather than silently written as 18.
 DEFAULT_OPSET = 18
+MIN_OPSET = 18
 #: How to install what export and onnxruntime latency need.
 EXTRA_COMMAND = "pip install 'archopt[onnx]'"
 _MODULES = ("onnx", "onnxruntime", "onnxscript")
@@ -108,15 +112,23 @@ def onnx_bytes(module: nn.Module, input_shape: Sequence[int], *, opset: int = DE
     Args:
         module: the network; exported in eval mode (its mode is restored after).
         input_shape: one example's shape without the batch axis, e.g. ``(1, 8, 8)`` or ``(64,)``.
-        opset: the ONNX opset version (>= 18 is emitted natively; lower ones are converted).
+        opset: the ONNX opset version, at least :data:`MIN_OPSET` (checked in the file).
         batch_size: None (default) for a dynamic batch axis named ``batch``; an int fixes it.
         metadata: extra ``metadata_props`` (values that are not strings are stored as JSON);
             ``opset`` and ``batch`` are always stored.
 
     Returns: the ``ModelProto`` bytes (input ``input``, output ``output``).
-    Raises: MissingExtra (no onnx extra); ExportError (torch cannot export the module).
+    Raises: MissingExtra (no onnx extra); ExportError (torch cannot export the module, or an
+        opset below :data:`MIN_OPSET`).
+
+    Source: ``torch.onnx.export`` (torch >= 2.9, ``dynamo=True``), torch's "TorchDynamo-based
+    ONNX Exporter" documentation; ONNX ``ModelProto.metadata_props``.
     """
     require_onnx()
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is below {MIN_OPSET}, the lowest torch's "
+                          f"torch.export-based ONNX exporter writes; use --opset {MIN_OPSET} or "
+                          "higher")
     if batch_size is not None and batch_size < 1:
         raise ExportError(f"batch size must be >= 1, got {batch_size}")
     example = 2 if batch_size is None else batch_size  # 1 would be specialised by torch.export
@@ -135,6 +147,9 @@ def onnx_bytes(module: nn.Module, input_shape: Sequence[int], *, opset: int = DE
                           f"{opset}): {_first_line(err)}") from None
     finally:
         module.train(was)
+    wrote = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if wrote != opset:
+        raise ExportError(f"torch's exporter wrote opset {wrote}, not the requested {opset}")
     props = {"opset": opset, "batch": "dynamic" if batch_size is None else batch_size,
              "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
              **dict(metadata or {})}

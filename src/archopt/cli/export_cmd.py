@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="The file to write (e.g. model.onnx).")],
         format_: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
         opset: Annotated[int | None, typer.Option(
-            "--opset", min=7, help="ONNX opset version [default: 18].")] = None,
+            "--opset", help="ONNX opset version, 18 or higher [default: 18].")] = None,
         batch_size: Annotated[int | None, typer.Option(
             "--batch-size", min=1,
             help="Fix the batch axis to this size [default: dynamic].")] = None,
