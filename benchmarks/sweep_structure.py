@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,33 +120,44 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--penalties", default="2^-5,2^-6,2^-7,0")
     ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--optimizer", default="asng")
     ap.add_argument("--kill-after", type=int, default=3, help="finished trials before SIGKILL")
     ap.add_argument("--runs", type=Path, default=Path("/work/runs/i14/bench_structure"))
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
-    import shutil
-
     shutil.rmtree(args.runs, ignore_errors=True)
-    local = timed_sweep(args.runs / "local", args, "--in-process")
-    on_ray = timed_sweep(args.runs / "ray", args, "--workers", "2")
-    kill = kill_and_resume(args.runs / "killed", args)
-    same = untimed(local["rows"]) == untimed(on_ray["rows"]) == untimed(kill["rows"])
-    out = {"benchmark": "sweep_structure",
-           "command": " ".join(sweep_cmd(Path("OUT"), args, "<--in-process | --workers 2>")),
-           "grid": {"penalties": args.penalties, "seeds": args.seeds, "epochs": args.epochs,
-                    "optimizer": args.optimizer, "dataset": "digits",
-                    "space": "mlp-3x784 (default), 64 inputs"},
-           "cpu_count": os.cpu_count(), "in_process": local, "ray_2_workers": on_ray,
-           "speedup_wall": round(local["wall_seconds"] / on_ray["wall_seconds"], 3),
-           "per_trial_results_identical": same, "kill_and_resume": kill}
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / "sweep_structure.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    out: dict[str, Any] = {
+        "benchmark": "sweep_structure",
+        "command": " ".join(sweep_cmd(Path("OUT"), args, "<--in-process | --workers 2>")),
+        "grid": {"penalties": args.penalties, "seeds": args.seeds, "epochs": args.epochs,
+                 "optimizer": args.optimizer, "dataset": "digits",
+                 "space": "mlp-3x784 (default), 64 inputs"},
+        "cpu_count": os.cpu_count()}
+
+    def save() -> None:  # after each phase: a stopped run keeps what it measured
+        path.write_text(json.dumps(out, indent=2) + "\n")
+
+    out["in_process"] = local = timed_sweep(args.runs / "local", args, "--in-process")
+    save()
+    out["ray_2_workers"] = on_ray = timed_sweep(args.runs / "ray", args, "--workers", "2")
+    out["speedup_wall"] = round(local["wall_seconds"] / on_ray["wall_seconds"], 3)
+    out["per_trial_results_identical_ray_vs_in_process"] = \
+        untimed(local["rows"]) == untimed(on_ray["rows"])
+    save()
+    out["kill_and_resume"] = kill = kill_and_resume(args.runs / "killed", args)
+    out["per_trial_results_identical_resumed_vs_in_process"] = \
+        untimed(local["rows"]) == untimed(kill["rows"])
+    out["differing_after_resume"] = [
+        a["folder"] for a, b in zip(untimed(local["rows"]), untimed(kill["rows"]), strict=True)
+        if a != b]
+    save()
     print(f"in-process {local['wall_seconds']} s, Ray 2 workers {on_ray['wall_seconds']} s, "
-          f"identical {same}; killed after {len(kill['finished_before_kill'])} finished, "
-          f"re-run on resume: {kill['finished_trials_rerun']}; wrote {path}")
+          f"identical {out['per_trial_results_identical_ray_vs_in_process']}; killed after "
+          f"{len(kill['finished_before_kill'])} finished, re-run on resume: "
+          f"{kill['finished_trials_rerun']}; wrote {path}")
 
 
 if __name__ == "__main__":

@@ -290,6 +290,16 @@ class _Book:
         return [t for t in trials if self.status[t.name].get("state") != "done"]
 
 
+def _all_done(out: Path, trials: Sequence[Trial]) -> bool:
+    """Every trial already done with the same parameters (a rerun needs no Ray)."""
+    try:
+        st = read_json(out / STATUS) if (out / STATUS).exists() else {}
+    except ArchoptError:
+        return False
+    return all(st.get(t.name, {}).get("state") == "done" and st[t.name].get("key") == t.key()
+               for t in trials)
+
+
 def _default_workers() -> int:
     from archopt.threads import available_cores
 
@@ -501,8 +511,8 @@ def run_trials(out: str | Path, trials: Sequence[Trial], *, backend: Backend = "
     per_trial = _trial_threads(threads, n_workers, chosen)
     t0 = time.perf_counter()
     # Ray first (a cluster that cannot be reached is refused before anything is written)
-    session = (_ray_session(n_workers or _default_workers(), address) if chosen == "ray"
-               else contextlib.nullcontext())
+    session = (_ray_session(n_workers or _default_workers(), address)
+               if chosen == "ray" and not _all_done(out, trials) else contextlib.nullcontext())
     with session, lock_folder(out):
         book = _Book(out, trials)
         todo = book.todo(trials)
