@@ -28,6 +28,13 @@ Setting (CPU budget, stated in the results JSON):
   the time a run waits for a core. HBDE and random-block DE run with ``clock="cpu"``; Adam counts
   the CPU seconds of its steps (batch + forward + backward + update). Monitoring (test
   evaluations) is not counted on either side. The wall seconds are recorded beside.
+- ``--extra hbde-rescore`` (a diagnostic beside the claim, same CPU seconds): HBDE with parents
+  re-scored on each new super-batch (``rescore=True``, 2 NP evaluations per generation). Without
+  it a parent keeps the score of the super-batch it was scored on, and a member that scored
+  macro-F1 = 1 on its 128 images can never be replaced.
+- ``--report-only --diagnose``: the reach of HBDE's initial population for every pre-trained
+  model (``spread.json``: bin width against the parameters' std, and the test predictions that
+  four initial members change against the block-mean vector).
 - ``degenerate_blocks``: for each pre-trained model, the blocks whose initial range has zero
   width (they can never move under DE) with the old ``init_range="members"`` and with the
   default ``"bin"``, for histogram and random blocks (``degenerate.json`` per seed; the
@@ -72,6 +79,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IMBALANCE_SEED = 1234
 SPLIT_SEED = 0
 METHODS = ("hbde", "adam", "random-blocks")
+#: optional diagnostics (``--extra``), same budget, not part of the claim's table of 3 methods
+EXTRA = ("hbde-rescore",)
 
 
 def small_cnn() -> nn.Module:
@@ -153,13 +162,13 @@ def pretrain(data: ImageDataset, val: tuple[torch.Tensor, torch.Tensor], seed: i
 
 
 def run_de(data: ImageDataset, pre: dict[str, Any], seed: int, seconds: float,
-           blocks: str) -> dict[str, Any]:
+           blocks: str, rescore: bool = False) -> dict[str, Any]:
     net = small_cnn()
     net.load_state_dict(pre["model"])
     cfg = RefineConfig(n_bins=10_000, population=100, F=0.5, CR=0.9, super_batch=128,
                        metric="f1", blocks=blocks, generations=None, max_seconds=seconds,
                        eval_every=5, train_eval_size=5000, seed=seed, device="cpu",
-                       eval_path="sequential", clock="cpu")
+                       eval_path="sequential", clock="cpu", rescore=rescore)
     res = refine(net, data, cfg, progress=False)
     s = res.summary
     curve = [[0.0, s["metric_after_blocking"]]] + [
@@ -227,6 +236,35 @@ def degenerate(pre: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def spread(data: ImageDataset, pre: dict[str, Any], members: int = 4) -> dict[str, Any]:
+    """How far HBDE's initial population reaches: the bin width against the parameters' spread,
+    and how many test predictions ``members`` members of the initial population (seed 0) change
+    against the block-mean vector. DE's steps are F x differences of members, so this sets the
+    scale of the search."""
+    from archopt.refine import DifferentialEvolution
+
+    net = small_cnn()
+    net.load_state_dict(pre["model"])
+    net.eval()
+    layout = ParameterLayout.of(net)
+    theta = layout.flatten(net)
+    b = make_blocking(theta, RefineConfig(n_bins=10_000))
+    low, high = initial_ranges(b, "bin")
+    pop = DifferentialEvolution(low, high, population=100, seed=0, x0=b.values).ask()
+
+    def preds(v: torch.Tensor) -> torch.Tensor:
+        layout.load(net, b.unblock(v.to(theta.dtype)))
+        return predict(net, data.test_x, mean=data.mean, std=data.std, batch_size=1000,
+                       device="cpu")
+
+    base = preds(b.values)
+    return {"bin_width": float(high[0] - low[0]), "theta_std": float(theta.std()),
+            "theta_span": float(theta.max() - theta.min()),
+            "test_predictions_changed": [int((preds(pop[i]) != base).sum())
+                                         for i in range(1, members + 1)],
+            "test_size": len(base)}
+
+
 def _ms(xs: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
             "min": min(xs), "max": max(xs), "n": len(xs)}
@@ -261,9 +299,10 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             row: dict[str, Any] = {}
             if (d / "pretrain.json").is_file():
                 row["pretrain"] = json.loads((d / "pretrain.json").read_text())
-            if (d / "degenerate.json").is_file():
-                row["degenerate"] = json.loads((d / "degenerate.json").read_text())
-            for m in METHODS:
+            for extra_file in ("degenerate", "spread"):
+                if (d / f"{extra_file}.json").is_file():
+                    row[extra_file] = json.loads((d / f"{extra_file}.json").read_text())
+            for m in METHODS + EXTRA:
                 if (d / f"{m}.json").is_file():
                     row[m] = json.loads((d / f"{m}.json").read_text())
             per_seed[str(seed)] = row
@@ -282,6 +321,15 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                                                 for r in complete])
             table["hbde_minus_pretrained"] = _ms([r["hbde"]["metric_after"]
                                                   - r["pretrain"]["test_f1"] for r in complete])
+        for m in EXTRA:
+            have = [r for r in per_seed.values() if m in r and "pretrain" in r]
+            if have:
+                table[m] = _ms([r[m]["metric_after"] for r in have])
+                table[m]["seeds"] = [s for s, r in per_seed.items() if m in r]
+                table[m]["function_evaluations"] = [r[m]["function_evaluations"] for r in have]
+                table[m]["search_cpu_seconds"] = [r[m]["search_cpu_seconds"] for r in have]
+                table[f"{m}_minus_pretrained"] = _ms([r[m]["metric_after"]
+                                                      - r["pretrain"]["test_f1"] for r in have])
         degen = [r["degenerate"] for r in per_seed.values() if "degenerate" in r]
         if degen:
             table["degenerate_blocks"] = {
@@ -290,6 +338,10 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 for blocks in ("histogram", "random")}
             table["degenerate_blocks"]["histogram"]["one_member_blocks"] = [
                 d["histogram"]["one_member_blocks"] for d in degen]
+        spreads = [r["spread"] for r in per_seed.values() if "spread" in r]
+        if spreads:
+            table["initial_spread"] = {k: [d[k] for d in spreads] for k in
+                                       ("bin_width", "theta_std", "test_predictions_changed")}
         out["settings"][setting] = {"complete_seeds": len(complete), "table": table,
                                     "runs": per_seed}
     return out
@@ -301,21 +353,37 @@ def plot(res: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {"hbde": "C0", "adam": "C1", "random-blocks": "C2"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = {"hbde": "C0", "adam": "C1", "random-blocks": "C2", "hbde-rescore": "C3"}
+    styles = ["-", "--", ":", "-."]
     for ax, (setting, s) in zip(axes, res["settings"].items(), strict=False):
-        for seed, row in s["runs"].items():
-            for m in METHODS:
-                if m in row:
-                    xs, ys = zip(*row[m]["curve"], strict=True)
-                    ax.plot(xs, [100 * y for y in ys], color=colors[m], alpha=0.8,
-                            label=m if seed == next(iter(s["runs"])) else None)
-        ax.set_title(f"Fashion-MNIST {setting}")
+        near: list[float] = []  # the y range: HBDE and Adam (random blocks start near chance)
+        rb_final: list[float] = []
+        for i, (seed, row) in enumerate(s["runs"].items()):
+            for m in METHODS + EXTRA:
+                if m not in row:
+                    continue
+                xs, ys = zip(*row[m]["curve"], strict=True)
+                ys = [100 * y for y in ys]
+                if m == "random-blocks":
+                    rb_final.append(ys[-1])
+                else:
+                    near += ys
+                ax.plot(xs, ys, color=colors[m], ls=styles[i % len(styles)], alpha=0.85,
+                        label=f"{m} seed {seed}")
+        if near:
+            pad = 0.15 * (max(near) - min(near)) + 0.1
+            ax.set_ylim(min(near) - pad, max(near) + pad)
+        title = f"Fashion-MNIST {setting}"
+        if rb_final:
+            title += f"\n(random-block DE off scale: final {min(rb_final):.1f}-" \
+                     f"{max(rb_final):.1f} %)"
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("search CPU time (s, 1 thread)")
         ax.set_ylabel("test macro-F1 (%)")
         ax.grid(alpha=0.3)
         if s["runs"]:
-            ax.legend()
+            ax.legend(fontsize=7, ncol=3, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -331,6 +399,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "hbde_claim")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/hbde_claim.json")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="with --report-only: measure the initial population's reach "
+                         "(spread.json) for every pre-trained model")
+    ap.add_argument("--extra", default="", help="comma-separated diagnostics to run as well: "
+                    "hbde-rescore (HBDE re-scoring parents on each super-batch)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("ARCHOPT_THREADS", "1")))
 
@@ -340,6 +413,12 @@ def main() -> None:
         plot(res, args.json.with_suffix(".png"))
 
     if args.report_only:
+        if args.diagnose:
+            for d in sorted(args.work.glob("*/seed*")):
+                if (d / "pretrain.pt").is_file() and not (d / "spread.json").is_file():
+                    data, _ = make_data(d.parent.name)
+                    atomic_write_json(d / "spread.json", spread(
+                        data, torch.load(d / "pretrain.pt", weights_only=False)))
         report()
         return
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -355,7 +434,11 @@ def main() -> None:
                   f"{pre['val_f1']:.4f} test {pre['test_f1']:.4f}", flush=True)
             if not (d / "degenerate.json").is_file():
                 atomic_write_json(d / "degenerate.json", degenerate(pre))
-            for m in METHODS:
+            extra = [m for m in args.extra.split(",") if m]
+            for m in extra:
+                if m not in EXTRA:
+                    raise SystemExit(f"unknown --extra {m!r} (known: {', '.join(EXTRA)})")
+            for m in (*METHODS, *extra):
                 f = d / f"{m}.json"
                 if f.is_file():
                     continue
@@ -368,7 +451,8 @@ def main() -> None:
                     r = run_adam(data, pre, seed, budget)
                 else:
                     r = run_de(data, pre, seed, budget,
-                               "histogram" if m == "hbde" else "random")
+                               "random" if m == "random-blocks" else "histogram",
+                               rescore=m == "hbde-rescore")
                 atomic_write_json(f, r)
                 print(f"  {m}: {r['metric_after']:.4f} ({r['search_cpu_seconds']} CPU s, "
                       f"{r['search_seconds']} wall s)", flush=True)
