@@ -384,7 +384,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     colors = {"hbde": "C0", "adam": "C1", "random-blocks": "C2", "hbde-rescore": "C3"}
     styles = ["-", "--", ":", "-."]
     for ax, (setting, s) in zip(axes, res["settings"].items(), strict=False):
@@ -414,7 +414,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("test macro-F1 (%)")
         ax.grid(alpha=0.3)
         if s["runs"]:
-            ax.legend(fontsize=7, ncol=3, loc="lower right")
+            ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
