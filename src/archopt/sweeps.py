@@ -84,7 +84,8 @@ class Trial:
     """One point of a sweep.
 
     Attributes:
-        name: its result folder inside the sweep folder (unique in the sweep; ``[A-Za-z0-9_.^-]``).
+        name: its result folder inside the sweep folder (unique in the sweep; one path
+            component: no ``/``, not ``.`` or ``..``).
         fn: ``"package.module:function"``; called as ``fn(out=..., progress=..., **params,
             **shared)``, returns a JSON-ready dict (the trial's row).
         params: JSON-ready keyword arguments, recorded in ``grid.json``.
@@ -238,6 +239,9 @@ class _Book:
         self.status: dict[str, dict[str, Any]] = (
             read_json(self.status_path) if self.status_path.exists() else {})
         names = [t.name for t in trials]
+        bad = [n for n in names if not n or "/" in n or os.sep in n or n in (".", "..")]
+        if bad:
+            raise ArchoptError(f"a trial's name must be one folder name, got {bad[0]!r}")
         if len(set(names)) != len(names):
             raise ArchoptError(f"the sweep names a trial twice: {names}")
         for t in trials:
@@ -284,6 +288,16 @@ class _Book:
 
     def todo(self, trials: Sequence[Trial]) -> list[Trial]:
         return [t for t in trials if self.status[t.name].get("state") != "done"]
+
+
+def _all_done(out: Path, trials: Sequence[Trial]) -> bool:
+    """Every trial already done with the same parameters (a rerun needs no Ray)."""
+    try:
+        st = read_json(out / STATUS) if (out / STATUS).exists() else {}
+    except ArchoptError:
+        return False
+    return all(st.get(t.name, {}).get("state") == "done" and st[t.name].get("key") == t.key()
+               for t in trials)
 
 
 def _default_workers() -> int:
@@ -497,8 +511,8 @@ def run_trials(out: str | Path, trials: Sequence[Trial], *, backend: Backend = "
     per_trial = _trial_threads(threads, n_workers, chosen)
     t0 = time.perf_counter()
     # Ray first (a cluster that cannot be reached is refused before anything is written)
-    session = (_ray_session(n_workers or _default_workers(), address) if chosen == "ray"
-               else contextlib.nullcontext())
+    session = (_ray_session(n_workers or _default_workers(), address)
+               if chosen == "ray" and not _all_done(out, trials) else contextlib.nullcontext())
     with session, lock_folder(out):
         book = _Book(out, trials)
         todo = book.todo(trials)

@@ -322,7 +322,7 @@ def register(app: typer.Typer) -> None:
             cols.append(("seed", lambda r: r.get("seed")))
         cols += [(name, lambda r, k=key: r.get(k)) for name, key in (
             ("objective", "objective"), ("MACs", "macs"), ("params", "params"),
-            ("layers", "layers"), ("rho", "effectiveness"), ("s", "seconds"))]
+            ("layers", "layers"), ("rho", "effectiveness"), ("solver s", "seconds"))]
         print_table(f"{space} designs (* = on the Pareto front of objective vs MACs)",
                     [c[0] for c in cols], [[f(r) for _, f in cols] for r in rows])
         finish_sweep(t["rows"], [t["runner"]], f"table in {out / 'sweep.json'}, plot in "

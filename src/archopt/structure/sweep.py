@@ -9,8 +9,10 @@ batch and ``lambda`` times the epochs (the paper: batch 64 for 1000 epochs vs. b
 500), so both see the same examples per step and take the same number of steps; the full-width
 baseline is also the reference of the training-cost ratio.
 
-Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders, ``sweep.json`` (the table)
-and ``tradeoff.png``.
+Every run is a trial of the sweep runner (:mod:`archopt.sweeps`): Ray tasks or in-process, resumed
+per trial. Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders (``_seed<k>``
+appended with ``seeds``), each what ``archopt structure`` / a fixed run writes; ``grid.json`` and
+``status.json`` (the runner's), ``sweep.json`` (the table) and ``tradeoff.png``.
 """
 
 from __future__ import annotations
