@@ -51,7 +51,11 @@ from archopt.structure.mlp import he_init
 from archopt.structure.run import default_train_config
 
 PENALTIES = (2**-6, 2**-7, 2**-8, 2**-9, 0.0, -(2**-3), -1.0)
-LABELS = {2**-6: "2^-6", 2**-7: "2^-7", 2**-8: "2^-8", 2**-9: "2^-9", 0.0: "0",
+# Beyond the paper's grid (``--extra-penalties``): at d = 96 the ranking signal per bit is
+# stronger than at d = 2,352, so the paper's eps0 keep most units; larger eps0 reach low usage.
+EXTRA_PENALTIES = (2**-5, 2**-4, 2**-3, 2**-2)
+LABELS = {2**-2: "2^-2", 2**-3: "2^-3", 2**-4: "2^-4", 2**-5: "2^-5",
+          2**-6: "2^-6", 2**-7: "2^-7", 2**-8: "2^-8", 2**-9: "2^-9", 0.0: "0",
           -(2**-3): "-2^-3", -1.0: "-1"}
 # The paper's Table 1: per-layer medians of the units kept (of 784) and the rate it labels
 # "weight usage rate"; the labelled rate equals the fraction of units kept computed from the
@@ -73,10 +77,14 @@ def decided_fraction(theta: np.ndarray, d: int) -> float:
     return float(np.mean((theta <= lo + DECIDED) | (theta >= hi - DECIDED)))
 
 
+def penalties(args: argparse.Namespace) -> tuple[float, ...]:
+    return EXTRA_PENALTIES + PENALTIES if args.extra_penalties else PENALTIES
+
+
 def plan(args: argparse.Namespace) -> list[dict]:
     runs = []
     for seed in args.seeds:
-        for p in PENALTIES:
+        for p in penalties(args):
             runs.append({"name": f"method_eps{LABELS[p]}_s{seed}", "kind": "method",
                          "penalty": p, "seed": seed})
         for w in args.fixed_widths:
@@ -175,7 +183,7 @@ def collect(args: argparse.Namespace) -> None:
 
     groups = {}
     for key, sel in ([(f"method eps0={LABELS[p]}", [r for r in method if r["eps0"] == p])
-                      for p in PENALTIES]
+                      for p in penalties(args)]
                      + [(f"fixed {w} units/layer",
                          [r for r in rows if r["kind"] == "fixed" and r["units"] == w])
                         for w in args.fixed_widths]
@@ -205,7 +213,10 @@ def collect(args: argparse.Namespace) -> None:
                   "baseline_batch": 64, "baseline_epochs": 2 * args.epochs,
                   "optimizer": "SGD Nesterov 0.9, wd 1e-4, lr 0.01, x0.1 at 1/2 and 3/4",
                   "init": "He normal", "data": "MNIST 60k/10k", "decided": f"theta within "
-                  f"{DECIDED} of 1/d or 1-1/d", "seeds": args.seeds},
+                  f"{DECIDED} of 1/d or 1-1/d", "seeds": args.seeds,
+                  "eps0_grid": [LABELS[p] for p in penalties(args)],
+                  "beyond_paper_grid": [LABELS[p] for p in EXTRA_PENALTIES]
+                  if args.extra_penalties else []},
         "complete": done >= {r["name"] for r in planned},
         "missing_runs": sorted({r["name"] for r in planned} - done),
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
@@ -273,8 +284,9 @@ def plot(groups: dict, path: Path, args: argparse.Namespace) -> None:
                                                                   else ""),
                         color=color, label=label, capsize=2, ms=5)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test error (%), median and quartiles")
-        ax.grid(alpha=0.3)
+        ax.set_ylabel("test error (%), median and quartiles (log scale)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"MNIST, 784-{args.width}x3-10, eta=1/d, {args.epochs} epochs "
                  f"(~{round(args.epochs * 1875 / (3 * args.width))} iterations per bit)")
@@ -295,6 +307,8 @@ def main() -> None:
     ap.add_argument("--results", default="benchmarks/results")
     ap.add_argument("--shard", default="0/1")
     ap.add_argument("--collect", action="store_true")
+    ap.add_argument("--extra-penalties", action="store_true",
+                    help="add eps0 2^-5 .. 2^-2 (beyond the paper's grid) to the plan")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("ARCHOPT_THREADS", "1")))
     if args.collect:

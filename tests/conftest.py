@@ -64,3 +64,20 @@ def cli():
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def families(tmp_path_factory):
+    """One tiny result folder per model family (``tests/families.py``), made once: a dict
+    family name -> folder."""
+    import torch
+
+    from tests.families import FAMILIES, make_family
+
+    root = tmp_path_factory.mktemp("families")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {name: make_family(name, root) for name in FAMILIES}
+    finally:
+        torch.set_num_threads(before)

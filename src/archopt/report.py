@@ -21,7 +21,7 @@ from archopt.spaces import ArchSpec, load_spec
 __all__ = ["build_report", "results_rows"]
 
 COLUMNS = ("model", "test accuracy", "test macro-F1", "params", "MACs", "CPU latency (ms/img)",
-           "entropy", "effectiveness")
+           "batch 64 (ms/img)", "ONNX Runtime (ms/img)", "entropy", "effectiveness")
 
 
 def _pct(v: Any) -> str:
@@ -39,7 +39,9 @@ ROW_LABELS = (("designed", "designed (DeepMAD)", "designed"), ("baseline", "base
 
 
 def results_rows(summary: dict[str, Any], *, short: bool = False) -> list[tuple[Any, ...]]:
-    """The results table's rows: (model, acc, macro-F1, params, MACs, latency, entropy, rho);
+    """The results table's rows: (model, acc, macro-F1, params, MACs, latency (torch, batch 1),
+    latency (torch, batch 64), latency (onnxruntime, batch 1), entropy, rho) -- latencies in ms
+    per example, None where the summary lacks them (older summaries have batch-1 torch only);
     ``short`` labels for a terminal (the report's labels name the baseline too). The HBDE row
     has macro-F1, params and MACs only."""
     rows = []
@@ -53,10 +55,11 @@ def results_rows(summary: dict[str, Any], *, short: bool = False) -> list[tuple[
             name = f"{label}: {m['name']}" if key == "baseline" and m.get("name") else label
         if key == "refined":
             rows.append((name, None, m.get("test_macro_f1"), m.get("params"), m.get("macs"),
-                         None, None, None))
+                         None, None, None, None, None))
         else:
             rows.append((name, m.get("test_accuracy"), m.get("test_macro_f1"), m.get("params"),
-                         m.get("macs"), m.get("latency_ms"), m.get("entropy"),
+                         m.get("macs"), m.get("latency_ms"), m.get("latency_ms_b64"),
+                         m.get("latency_ms_onnxruntime"), m.get("entropy"),
                          m.get("effectiveness")))
     return rows
 
@@ -85,9 +88,22 @@ def _markdown_table(rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         cells = [str(r[0]), _pct(r[1]), _pct(r[2]), _num(r[3]), _num(r[4]),
-                 _num(r[5], ".3f"), _num(r[6], ",.1f"), _num(r[7], ".3f")]
+                 _num(r[5], ".3f"), _num(r[6], ".4f"), _num(r[7], ".4f"), _num(r[8], ",.1f"),
+                 _num(r[9], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _latency_note(summary: dict[str, Any]) -> str:
+    """What the latency columns measured (from the designed network's summary)."""
+    d = summary.get("designed") or {}
+    if d.get("latency_threads") is None:  # a summary written before torch.utils.benchmark
+        return "Latency: median CPU forward time of one image (batch 1)."
+    ort = ("; ONNX Runtime: the exported model at batch 1 with the same threads"
+           if d.get("latency_ms_onnxruntime") is not None else
+           "; ONNX Runtime: not measured (pip install 'archopt[onnx]')")
+    return (f"Latency: CPU forward time per image by torch.utils.benchmark (median of "
+            f"blocked_autorange), batch 1 and batch 64, {d['latency_threads']} thread(s){ort}.")
 
 
 def _plot_scores(specs: dict[str, ArchSpec], rho0: float | None, path: Path) -> Path:
@@ -220,7 +236,7 @@ images and tested on {summary['test_examples']:,}.
 
 {_markdown_table(results_rows(summary))}
 
-Latency: median CPU forward time of one image (batch 1). Entropy and effectiveness: DeepMAD's
+{_latency_note(summary)} Entropy and effectiveness: DeepMAD's
 training-free scores (`archopt score`).
 
 ## The designed network

@@ -114,7 +114,8 @@ def test_sweep_writes_table_plot_and_baselines(cli, tmp_path):
     out = tmp_path / "sweep"
     r = cli("structure", "sweep", "--task", "mlp-units", "--data", "digits", "--space",
             _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3,0", "--theta-lr",
-            "0.05", "--epochs", "1", "--out", out, "--device", "cpu", "--no-latency", "--json")
+            "0.05", "--epochs", "1", "--out", out, "--device", "cpu", "--no-latency", "--json",
+            "--in-process")
     assert r.exit_code == 0, r.output
     t = json.loads(r.stdout)
     assert [m["label"] for m in t["method"]] == ["2^-3", "0"]
@@ -131,11 +132,11 @@ def test_sweep_writes_table_plot_and_baselines(cli, tmp_path):
     again = cli("structure", "sweep", "--task", "mlp-units", "--data", "digits", "--space",
                 _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3,0", "--theta-lr",
                 "0.05", "--epochs", "1", "--out", out, "--device", "cpu", "--no-latency",
-                "--json")
+                "--json", "--in-process")
     assert again.exit_code == 0 and json.loads(again.stdout)["method"] == t["method"]
     other = cli("structure", "sweep", "--task", "mlp-units", "--data", "digits", "--space",
                 _spec(tmp_path, TINY_MLP, "mlp.json"), "--penalties", "2^-3", "--epochs", "2",
-                "--out", out, "--device", "cpu", "--no-latency")
+                "--out", out, "--device", "cpu", "--no-latency", "--in-process")
     assert other.exit_code == 2 and "other options" in other.output
 
 

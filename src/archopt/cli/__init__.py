@@ -24,7 +24,8 @@ app = typer.Typer(
 )
 
 # Verb modules, in the order `archopt --help` lists them. Each defines register(app).
-VERBS = ["run", "design", "train", "structure", "refine", "latent", "score", "datasets", "report"]
+VERBS = ["run", "design", "train", "structure", "refine", "latent", "score", "datasets", "report",
+         "export"]
 
 for _name in VERBS:
     _mod = importlib.import_module(f"archopt.cli.{_name}_cmd")

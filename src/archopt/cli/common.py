@@ -34,6 +34,7 @@ __all__ = [
     "err_console",
     "fail",
     "handle_errors",
+    "latency_items",
     "print_json",
     "print_table",
     "use_threads",
@@ -62,7 +63,11 @@ DataDirOpt = Annotated[
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: a message's own brackets (pip install 'archopt[onnx]') are text, not markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                      soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -146,6 +151,24 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for r in rows:
         table.add_row(*(_fmt(v) for v in r))
     console.print(table)
+
+
+def latency_items(s: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The latency rows of a summary (see :func:`archopt.profiling.latency_columns`), one per
+    runtime: torch, and onnxruntime when it was timed; batch 1 / the throughput batch."""
+    if s.get("latency_ms") is None:
+        return []
+    threads = s.get("latency_threads", 1)
+    rows = []
+    for runtime, key in (("torch", "latency_ms"), ("onnxruntime", "latency_ms_onnxruntime")):
+        if s.get(key) is None:
+            continue
+        big = sorted(int(k.rsplit("_b", 1)[1]) for k in s if k.startswith(key + "_b"))
+        batches = " / ".join(map(str, [1, *big]))
+        values = " / ".join(f"{s[k]:.4g}" for k in [key, *(f"{key}_b{b}" for b in big)])
+        rows.append((f"latency {runtime}, ms/example (batch {batches}, {threads} "
+                     f"thread{'s' if threads != 1 else ''})", values))
+    return rows
 
 
 def print_kv(title: str | None, items: Iterable[tuple[str, Any]]) -> None:

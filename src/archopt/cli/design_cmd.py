@@ -7,11 +7,28 @@ Thin: parses options, calls :func:`archopt.design.design`, writes the result fol
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from archopt.cli.common import JsonOpt, SeedOpt, handle_errors, print_json, print_kv, print_table
+from archopt.cli.common import (
+    JsonOpt,
+    SeedOpt,
+    ThreadsOpt,
+    handle_errors,
+    print_json,
+    print_kv,
+    print_table,
+)
+from archopt.cli.sweep_common import (
+    AddressOpt,
+    InProcessOpt,
+    SeedsOpt,
+    WorkersOpt,
+    backend_of,
+    finish_sweep,
+)
+from archopt.cli.sweep_common import echo as sweep_echo
 from archopt.errors import InvalidSpec
 
 __all__ = ["parse_int_list", "register"]
@@ -39,70 +56,117 @@ def parse_int_list(text: str | None, what: str) -> tuple[int, ...] | None:
     return vals
 
 
+SpaceOpt = Annotated[str, typer.Option(
+    "--space", help="resnet | mbv2 | mlp (DeepMAD) or densenet (Dense Optimizer).")]
+BudgetParamsOpt = Annotated[str | None, typer.Option(
+    "--budget-params", help="Parameter budget (BN included), e.g. 11.69M.")]
+BudgetLayersOpt = Annotated[int | None, typer.Option(
+    "--budget-layers", help="Max main-path weight layers.")]
+RhoOpt = Annotated[float | None, typer.Option(
+    "--rho", help="Effectiveness bound rho_0 (DeepMAD: 0.3 resnet, 0.5 mbv2).")]
+ResolutionOpt = Annotated[int | None, typer.Option(
+    "--resolution", help="Input side length (e.g. 224, 32, 28).")]
+InChannelsOpt = Annotated[int, typer.Option(
+    "--in-channels", help="Input channels (mlp: input features = C x R x R, or C when "
+    "--resolution is not given).")]
+NumClassesOpt = Annotated[int | None, typer.Option(
+    "--num-classes", help="Classifier outputs; 0 = headless backbone (DeepMAD's budgets). "
+    "Default: 0 for resnet/mbv2, 10 for densenet/mlp.")]
+SolverOpt = Annotated[str | None, typer.Option(
+    "--solver", help="evolution (all spaces), bnb or exhaustive (densenet). Default: "
+    "evolution; bnb for densenet.")]
+CandidatesOpt = Annotated[int, typer.Option("--candidates", help="Evolution: candidates to "
+                                                                 "generate.")]
+BetaOpt = Annotated[float | None, typer.Option(
+    "--beta", help="DeepMAD depth-penalty ratio (default 10) / Dense Optimizer power-law "
+    "weight (default 0.1).")]
+InitOpt = Annotated[str | None, typer.Option(
+    "--init", help="Seed structure (catalog name, JSON spec or TinyNAS file); default: the "
+    "TinyNAS start scaled to fit.")]
+PopulationOpt = Annotated[int, typer.Option("--population", help="Evolution: population "
+                                                                 "size.")]
+MutationsOpt = Annotated[int, typer.Option("--mutations", help="Evolution: mutations per "
+                                                               "child.")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Evolution: children per ask/tell "
+                                                       "round.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", help="Distinct best designs to report.")]
+StagesOpt = Annotated[int, typer.Option("--stages", help="densenet: dense stages.")]
+GridGrowthOpt = Annotated[str, typer.Option(
+    "--grid-growth", help="densenet: growth rates, START:STOP:STEP or a list.")]
+GridLayersOpt = Annotated[str, typer.Option("--grid-layers", help="densenet: layers per "
+                                                                  "stage.")]
+GridKernelsOpt = Annotated[str, typer.Option("--grid-kernels", help="densenet: kernels.")]
+GridStemOpt = Annotated[str | None, typer.Option(
+    "--grid-stem", help="densenet: stem widths to search (default: 2 x g_1).")]
+TimeLimitOpt = Annotated[float | None, typer.Option(
+    "--time-limit", help="Stop the solver after this many seconds.")]
+NodeLimitOpt = Annotated[int | None, typer.Option(
+    "--node-limit", help="bnb: stop after this many nodes.")]
+MaxDesignsOpt = Annotated[int, typer.Option(
+    "--max-designs", help="exhaustive: refuse grids larger than this.")]
+NoPlotsOpt = Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")]
+
+_MACS_HELP = ("MACs budget per image, e.g. 1.82e9 or 1.82G: convolutions and linear layers. "
+              "The DeepMAD / TinyNAS toolbox budgets FLOPs instead, which add BatchNorm, "
+              "activations, residual additions and pooling and leave out the classifier "
+              "(about 1-5 % more for its ResNets; DeepMAD-R18: +1.4 %); the design reports "
+              "both, and `archopt score` shows them for any spec.")
+
+
+def _grid_and_options(space: str, stages: int, grid_growth: str, grid_layers: str,
+                      grid_kernels: str, grid_stem: str | None, candidates: int,
+                      population: int, mutations: int, batch: int, seed: int, top_k: int,
+                      time_limit: float | None, node_limit: int | None, max_designs: int
+                      ) -> tuple[Any, Any]:
+    """The densenet grid (None for the other spaces) and the solver settings."""
+    from archopt.design import DenseGrid, DesignOptions
+
+    grid = None
+    if space == "densenet":
+        grid = DenseGrid(growth=parse_int_list(grid_growth, "--grid-growth"),
+                         layers=parse_int_list(grid_layers, "--grid-layers"),
+                         kernels=parse_int_list(grid_kernels, "--grid-kernels"),
+                         stem=parse_int_list(grid_stem, "--grid-stem"), stages=stages)
+    options = DesignOptions(candidates=candidates, population=population, mutations=mutations,
+                            batch=batch, seed=seed, top_k=top_k, time_limit=time_limit,
+                            node_limit=node_limit, max_designs=max_designs)
+    return grid, options
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("design")
+    dapp = typer.Typer(help="Design an architecture within budgets, without training "
+                            "(DeepMAD / Dense Optimizer).", no_args_is_help=False)
+
+    @dapp.callback(invoke_without_command=True)
     @handle_errors
     def design_cmd(
-        space: Annotated[str, typer.Option(
-            "--space", help="resnet | mbv2 | mlp (DeepMAD) or densenet (Dense Optimizer).")]
-            = "resnet",
-        budget_macs: Annotated[str | None, typer.Option(
-            "--budget-macs", help="MACs budget per image, e.g. 1.82e9 or 1.82G: convolutions "
-            "and linear layers. The DeepMAD / TinyNAS toolbox budgets FLOPs instead, which add "
-            "BatchNorm, activations, residual additions and pooling and leave out the "
-            "classifier (about 1-5 % more for its ResNets; DeepMAD-R18: +1.4 %); the design "
-            "reports both, and `archopt score` shows them for any spec.")] = None,
-        budget_params: Annotated[str | None, typer.Option(
-            "--budget-params", help="Parameter budget (BN included), e.g. 11.69M.")] = None,
-        budget_layers: Annotated[int | None, typer.Option(
-            "--budget-layers", help="Max main-path weight layers.")] = None,
-        rho: Annotated[float | None, typer.Option(
-            "--rho", help="Effectiveness bound rho_0 (DeepMAD: 0.3 resnet, 0.5 mbv2).")] = None,
-        resolution: Annotated[int | None, typer.Option(
-            "--resolution", help="Input side length (e.g. 224, 32, 28).")] = None,
-        in_channels: Annotated[int, typer.Option(
-            "--in-channels", help="Input channels (mlp: input features = C x R x R, or C "
-            "when --resolution is not given).")] = 3,
-        num_classes: Annotated[int | None, typer.Option(
-            "--num-classes", help="Classifier outputs; 0 = headless backbone (DeepMAD's "
-            "budgets). Default: 0 for resnet/mbv2, 10 for densenet/mlp.")] = None,
-        solver: Annotated[str | None, typer.Option(
-            "--solver", help="evolution (all spaces), bnb or exhaustive (densenet). "
-            "Default: evolution; bnb for densenet.")] = None,
-        candidates: Annotated[int, typer.Option(
-            "--candidates", help="Evolution: candidates to generate.")] = 500_000,
-        beta: Annotated[float | None, typer.Option(
-            "--beta", help="DeepMAD depth-penalty ratio (default 10) / Dense Optimizer "
-            "power-law weight (default 0.1).")] = None,
-        init: Annotated[str | None, typer.Option(
-            "--init", help="Seed structure (catalog name, JSON spec or TinyNAS file); "
-            "default: the TinyNAS start scaled to fit.")] = None,
-        population: Annotated[int, typer.Option("--population", help="Evolution: "
-                                                "population size.")] = 256,
-        mutations: Annotated[int, typer.Option("--mutations", help="Evolution: mutations "
-                                               "per child.")] = 2,
-        batch: Annotated[int, typer.Option("--batch", help="Evolution: children per "
-                                           "ask/tell round.")] = 256,
-        top_k: Annotated[int, typer.Option("--top-k", help="Distinct best designs to "
-                                           "report.")] = 10,
-        stages: Annotated[int, typer.Option("--stages", help="densenet: dense stages.")] = 3,
-        grid_growth: Annotated[str, typer.Option(
-            "--grid-growth", help="densenet: growth rates, START:STOP:STEP or a list.")]
-            = "8:48:4",
-        grid_layers: Annotated[str, typer.Option(
-            "--grid-layers", help="densenet: layers per stage.")] = "4:40",
-        grid_kernels: Annotated[str, typer.Option(
-            "--grid-kernels", help="densenet: kernels.")] = "3,5",
-        grid_stem: Annotated[str | None, typer.Option(
-            "--grid-stem", help="densenet: stem widths to search (default: 2 x g_1).")] = None,
-        time_limit: Annotated[float | None, typer.Option(
-            "--time-limit", help="Stop the solver after this many seconds.")] = None,
-        node_limit: Annotated[int | None, typer.Option(
-            "--node-limit", help="bnb: stop after this many nodes.")] = None,
-        max_designs: Annotated[int, typer.Option(
-            "--max-designs", help="exhaustive: refuse grids larger than this.")] = 10_000_000,
-        no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")]
-            = False,
+        ctx: typer.Context,
+        space: SpaceOpt = "resnet",
+        budget_macs: Annotated[str | None, typer.Option("--budget-macs", help=_MACS_HELP)
+                               ] = None,
+        budget_params: BudgetParamsOpt = None,
+        budget_layers: BudgetLayersOpt = None,
+        rho: RhoOpt = None,
+        resolution: ResolutionOpt = None,
+        in_channels: InChannelsOpt = 3,
+        num_classes: NumClassesOpt = None,
+        solver: SolverOpt = None,
+        candidates: CandidatesOpt = 500_000,
+        beta: BetaOpt = None,
+        init: InitOpt = None,
+        population: PopulationOpt = 256,
+        mutations: MutationsOpt = 2,
+        batch: BatchOpt = 256,
+        top_k: TopKOpt = 10,
+        stages: StagesOpt = 3,
+        grid_growth: GridGrowthOpt = "8:48:4",
+        grid_layers: GridLayersOpt = "4:40",
+        grid_kernels: GridKernelsOpt = "3,5",
+        grid_stem: GridStemOpt = None,
+        time_limit: TimeLimitOpt = None,
+        node_limit: NodeLimitOpt = None,
+        max_designs: MaxDesignsOpt = 10_000_000,
+        no_plots: NoPlotsOpt = False,
         seed: SeedOpt = 0,
         out: Annotated[Path | None, typer.Option(
             "--out", help="Result folder (default: runs/design-SPACE).")] = None,
@@ -110,40 +174,30 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Design an architecture within MACs / params / layers / rho budgets, without
         training: DeepMAD entropy maximisation (resnet, mbv2, mlp) or the Dense Optimizer
-        (densenet, exact branch-and-bound). Writes arch.json, design.json and plots."""
-        from archopt.design import Budgets, DenseGrid, DesignOptions, design, parse_amount
-        from archopt.design.output import write_design
-        from archopt.locking import lock_folder
+        (densenet, exact branch-and-bound). Writes arch.json, design.json and plots.
+        `archopt design sweep` designs one per budget of a list."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from archopt.design import Budgets, parse_amount
+        from archopt.design.sweep import design_to_folder
         from archopt.progress import progress
 
         budgets = Budgets(macs=parse_amount(budget_macs, "--budget-macs"),
                           params=parse_amount(budget_params, "--budget-params"),
                           layers=budget_layers, rho=rho)
-        grid = None
-        if space == "densenet":
-            grid = DenseGrid(growth=parse_int_list(grid_growth, "--grid-growth"),
-                             layers=parse_int_list(grid_layers, "--grid-layers"),
-                             kernels=parse_int_list(grid_kernels, "--grid-kernels"),
-                             stem=parse_int_list(grid_stem, "--grid-stem"), stages=stages)
-        options = DesignOptions(candidates=candidates, population=population,
-                                mutations=mutations, batch=batch, seed=seed, top_k=top_k,
-                                time_limit=time_limit, node_limit=node_limit,
-                                max_designs=max_designs)
+        grid, options = _grid_and_options(space, stages, grid_growth, grid_layers,
+                                          grid_kernels, grid_stem, candidates, population,
+                                          mutations, batch, seed, top_k, time_limit,
+                                          node_limit, max_designs)
         uses_evolution = (solver or ("bnb" if space == "densenet" else "evolution")) \
             == "evolution"
+        folder = out or Path("runs") / f"design-{space}"
         with progress(candidates if uses_evolution else None, f"design {space}",
                       enabled=not json_) as bar:
-            result = design(space, budgets, solver=solver, resolution=resolution,
-                            in_channels=in_channels, num_classes=num_classes, init=init,
-                            beta=beta, grid=grid, options=options, progress=bar)
-        folder = out or Path("runs") / f"design-{space}"
-        config = {"command": "design", "space": space, "solver": result.solver,
-                  "budgets": budgets.as_dict(), "resolution": resolution,
-                  "in_channels": in_channels, "num_classes": num_classes, "init": init,
-                  "beta": beta, "seed": seed, "options": options.__dict__,
-                  "grid": None if grid is None else grid.as_dict()}
-        with lock_folder(folder):
-            write_design(result, folder, config, plots=not no_plots)
+            result = design_to_folder(folder, space, budgets, solver=solver,
+                                      resolution=resolution, in_channels=in_channels,
+                                      num_classes=num_classes, init=init, beta=beta, grid=grid,
+                                      options=options, plots=not no_plots, progress=bar)
         if json_:
             print_json(result.to_dict())
             return
@@ -179,3 +233,99 @@ def register(app: typer.Typer) -> None:
                     [(i + 1, h, r) for i, (h, r) in enumerate(
                         zip(m["stage_entropies"], m["stage_effectiveness"], strict=False))])
         typer.echo(f"wrote {folder}/arch.json, design.json, plots")
+
+    @dapp.command("sweep")
+    @handle_errors
+    def design_sweep_cmd(
+        out: Annotated[Path, typer.Option("--out", help="Sweep folder (one design folder per "
+                                                        "budget).")],
+        budget_macs: Annotated[str | None, typer.Option(
+            "--budget-macs", help="Comma-separated MACs budgets, one design each (e.g. "
+                                  "1e6,2e6,4e6 or 250k,1M).")] = None,
+        budget_params: Annotated[str | None, typer.Option(
+            "--budget-params", help="Comma-separated parameter budgets (with --budget-macs: "
+                                    "every combination).")] = None,
+        seeds: SeedsOpt = None,
+        workers: WorkersOpt = None,
+        address: AddressOpt = None,
+        in_process: InProcessOpt = False,
+        threads: ThreadsOpt = None,
+        space: SpaceOpt = "resnet",
+        budget_layers: BudgetLayersOpt = None,
+        rho: RhoOpt = None,
+        resolution: ResolutionOpt = None,
+        in_channels: InChannelsOpt = 3,
+        num_classes: NumClassesOpt = None,
+        solver: SolverOpt = None,
+        candidates: CandidatesOpt = 500_000,
+        beta: BetaOpt = None,
+        init: InitOpt = None,
+        population: PopulationOpt = 256,
+        mutations: MutationsOpt = 2,
+        batch: BatchOpt = 256,
+        top_k: TopKOpt = 10,
+        stages: StagesOpt = 3,
+        grid_growth: GridGrowthOpt = "8:48:4",
+        grid_layers: GridLayersOpt = "4:40",
+        grid_kernels: GridKernelsOpt = "3,5",
+        grid_stem: GridStemOpt = None,
+        time_limit: TimeLimitOpt = None,
+        node_limit: NodeLimitOpt = None,
+        max_designs: MaxDesignsOpt = 10_000_000,
+        no_plots: NoPlotsOpt = False,
+        seed: SeedOpt = 0,
+        json_: JsonOpt = False,
+    ) -> None:
+        """One design per budget of --budget-macs (x --budget-params x --seeds), as Ray
+        tasks (--workers N, --address) or in this process without Ray; each design folder is
+        what `archopt design --out` writes. Writes OUT/sweep.json (the table, Pareto flags),
+        OUT/pareto.png (objective vs MACs), OUT/grid.json, OUT/status.json. Rerunning
+        resumes; exit 1 when a design failed (e.g. an infeasible budget; the others finish).
+        """
+        from archopt.design import parse_amount
+        from archopt.design.sweep import run_design_sweep
+        from archopt.errors import ArchoptError
+        from archopt.sweeps import parse_list, parse_seeds
+
+        if budget_macs is None and budget_params is None:
+            raise ArchoptError("design sweep needs --budget-macs and/or --budget-params, "
+                               "comma-separated (e.g. --budget-macs 1e6,2e6,4e6)")
+        macs = [None] if budget_macs is None else parse_list(
+            budget_macs, "--budget-macs", lambda t: parse_amount(t, "--budget-macs"))
+        params = [None] if budget_params is None else parse_list(
+            budget_params, "--budget-params", lambda t: parse_amount(t, "--budget-params"))
+        grid, options = _grid_and_options(space, stages, grid_growth, grid_layers,
+                                          grid_kernels, grid_stem, candidates, population,
+                                          mutations, batch, seed, top_k, time_limit,
+                                          node_limit, max_designs)
+        t = run_design_sweep(out, space, macs=macs, params=params, layers=budget_layers,
+                             rho=rho, seeds=parse_seeds(seeds), solver=solver,
+                             resolution=resolution, in_channels=in_channels,
+                             num_classes=num_classes, init=init, beta=beta, grid=grid,
+                             options=options, plots=not no_plots,
+                             backend=backend_of(in_process, address), workers=workers,
+                             address=address, threads=threads, progress=not json_,
+                             echo=sweep_echo)
+        if json_:
+            print_json({**t, "out": str(out)})
+            finish_sweep(t["rows"], [t["runner"]], "", quiet=True)
+            return
+        from archopt.design.sweep import amount_label
+
+        rows = t["rows"]
+        cols = [("design", lambda r: ("* " if r.get("pareto") else "  ") + r["folder"])]
+        if budget_macs is not None:
+            cols.append(("MACs budget", lambda r: amount_label(r["budget_macs"])))
+        if budget_params is not None:
+            cols.append(("params budget", lambda r: amount_label(r["budget_params"])))
+        if seeds is not None:
+            cols.append(("seed", lambda r: r.get("seed")))
+        cols += [(name, lambda r, k=key: r.get(k)) for name, key in (
+            ("objective", "objective"), ("MACs", "macs"), ("params", "params"),
+            ("layers", "layers"), ("rho", "effectiveness"), ("solver s", "seconds"))]
+        print_table(f"{space} designs (* = on the Pareto front of objective vs MACs)",
+                    [c[0] for c in cols], [[f(r) for _, f in cols] for r in rows])
+        finish_sweep(t["rows"], [t["runner"]], f"table in {out / 'sweep.json'}, plot in "
+                                               f"{out / 'pareto.png'}")
+
+    app.add_typer(dapp, name="design")

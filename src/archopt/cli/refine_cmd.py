@@ -8,7 +8,7 @@ data, calls :func:`archopt.refine.refine` (and the baselines / the N_bins sweep)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,6 +26,15 @@ from archopt.cli.common import (
     print_table,
     use_threads,
 )
+from archopt.cli.sweep_common import (
+    AddressOpt,
+    InProcessOpt,
+    SeedsOpt,
+    WorkersOpt,
+    backend_of,
+    finish_sweep,
+)
+from archopt.cli.sweep_common import echo as sweep_echo
 from archopt.errors import ArchoptError
 
 CheckpointArg = Annotated[Path, typer.Argument(
@@ -61,6 +70,38 @@ def _print_summary(s: dict) -> None:
                     [(k, v.get("metric_after"), v.get("search_seconds"),
                       v.get("function_evaluations") or v.get("steps"))
                      for k, v in s["baselines"].items()])
+
+
+def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, seeds: str,
+               baseline: list[str] | None, adam_lr: float, sweep: str | None, resume: bool,
+               backend: str, workers: int | None, address: str | None, threads: int | None,
+               json_: bool) -> None:
+    """``refine --seeds``: one HBDE run per seed through the sweep runner; print the table."""
+    from archopt.refine.sweep import refine_seeds
+    from archopt.sweeps import parse_seeds
+
+    if sweep is not None:
+        raise ArchoptError("--seeds and --sweep exclude each other (--sweep prices the "
+                           "blocking only)")
+    del resume  # a seed sweep always resumes
+    t = refine_seeds(checkpoint, ds, parse_seeds(seeds) or [], out=out,
+                     config=cfg.to_dict(), baselines=baseline, adam_lr=adam_lr,
+                     backend=backend, workers=workers, address=address, threads=threads,
+                     progress=not json_, echo=sweep_echo)
+    if json_:
+        print_json({**t, "out": str(out)})
+        finish_sweep(t["rows"], [t["runner"]], "", quiet=True)
+        return
+    m = t["metric"]
+    print_table(f"HBDE per seed (test {m})", ["seed", "pre-trained", "blocked", "refined",
+                                              "FE", "search s"],
+                [(r.get("seed"), r.get("metric_before"), r.get("metric_after_blocking"),
+                  r.get("metric_after"), r.get("function_evaluations"),
+                  r.get("search_seconds")) for r in t["rows"]])
+    if t["std_after"] is not None:
+        console.print(f"refined {m}: mean {t['mean_after']:.4f}, std {t['std_after']:.4f} "
+                      f"over {len(seeds.split(','))} seeds", highlight=False)
+    finish_sweep(t["rows"], [t["runner"]], f"table in {out / 'sweep.json'}")
 
 
 def register(app: typer.Typer) -> None:
@@ -101,6 +142,9 @@ def register(app: typer.Typer) -> None:
             "--chunk", help="Candidates per batched call [default: measured].")] = None,
         max_seconds: Annotated[float | None, typer.Option(
             "--max-seconds", help="Stop once the search has taken this many seconds.")] = None,
+        clock: Annotated[str, typer.Option(
+            "--clock", help="What --max-seconds (and the baselines' budget) counts: wall | cpu "
+                            "(process CPU seconds; fair on a shared machine).")] = "wall",
         train_eval_size: Annotated[int | None, typer.Option(
             "--train-eval-size", help="Training examples used to price the blocking "
                                       "[default: all].")] = None,
@@ -114,6 +158,10 @@ def register(app: typer.Typer) -> None:
                             "writes OUT/sweep.json.")] = None,
         resume: Annotated[bool, typer.Option(
             "--resume", help="Continue the run in --out (G may be raised).")] = False,
+        seeds: SeedsOpt = None,
+        workers: WorkersOpt = None,
+        address: AddressOpt = None,
+        in_process: InProcessOpt = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         threads: ThreadsOpt = None,
@@ -121,7 +169,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune a trained classifier with HBDE (histogram blocking + differential
         evolution) for any metric; write OUT/{summary.json, metrics.jsonl, checkpoint.pt,
-        convergence.png, config.json}."""
+        convergence.png, config.json}. With --seeds: one run per seed in OUT/seed_<k>/ as
+        Ray tasks (--workers, --address) or in this process without Ray, and OUT/sweep.json
+        (the table), grid.json, status.json; rerunning resumes; exit 1 when a seed failed."""
         from archopt.data import load_dataset
         from archopt.locking import lock_folder
         from archopt.refine import RefineConfig, load_source, refine, run_baselines
@@ -134,12 +184,16 @@ def register(app: typer.Typer) -> None:
             None, n_bins=bins, population=population, generations=generations,
             super_batch=super_batch, metric=metric, F=f_weight, CR=cr, rescore=rescore,
             block_mean_member=block_mean, init_range=init_range, eval_every=eval_every,
-            eval_path=eval_path, chunk=chunk, max_seconds=max_seconds,
+            eval_path=eval_path, chunk=chunk, max_seconds=max_seconds, clock=clock,
             train_eval_size=train_eval_size, seed=seed, device=device)
         name = data or src.meta.get("dataset")
         if not name:
             raise ArchoptError(f"{checkpoint} names no dataset; pass --data NAME")
         ds = load_dataset(name, data_dir)
+        if seeds is not None:
+            _run_seeds(checkpoint, ds, out, cfg, seeds, baseline, adam_lr, sweep, resume,
+                       backend_of(in_process, address), workers, address, threads, json_)
+            return
         with lock_folder(out):  # one writer per folder
             if sweep is not None:
                 rep = blocking_sweep(src, ds, _ints(sweep), metric=metric, device=device,

@@ -37,16 +37,18 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
         return None if v is None else f"{100 * v:.2f}%"
 
     rows = [(r[0], pct(r[1]), pct(r[2]), _mega(r[3]), _mega(r[4]),
-             None if r[5] is None else f"{r[5]:.2f}", None if r[6] is None else f"{r[6]:,.0f}",
-             None if r[7] is None else f"{r[7]:.3f}") for r in results_rows(summary, short=True)]
+             None if r[5] is None else f"{r[5]:.2f}", None if r[7] is None else f"{r[7]:.3f}",
+             None if r[8] is None else f"{r[8]:,.0f}", None if r[9] is None else f"{r[9]:.3f}")
+            for r in results_rows(summary, short=True)]
     base = (summary.get("baseline") or {}).get("name")
     stages = "design + training" + "".join(f" + {name}" for key, name in (
         ("structured", "structure"), ("refined", "HBDE")) if summary.get(key))
     print_table(f"archopt run: {summary['data']} (test split)",
-                ["model", "acc", "macro-F1", "params", "MACs", "ms", "entropy", "rho"],
+                ["model", "acc", "macro-F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
                 rows,
                 caption=(f"baseline: {base}; " if base else "")
-                + f"ms = batch-1 latency; {summary['seconds']:.1f} s of {stages}; "
+                + "ms = batch-1 latency (torch), ort = onnxruntime's; "
+                  f"{summary['seconds']:.1f} s of {stages}; "
                   f"report: {out / 'report.md'}")
 
 

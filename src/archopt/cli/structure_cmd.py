@@ -28,6 +28,15 @@ from archopt.cli.common import (
     print_table,
     use_threads,
 )
+from archopt.cli.sweep_common import (
+    AddressOpt,
+    InProcessOpt,
+    SeedsOpt,
+    WorkersOpt,
+    backend_of,
+    finish_sweep,
+)
+from archopt.cli.sweep_common import echo as sweep_echo
 
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", help="mlp-units (unit selection) | densenet-connections (connection selection) "
@@ -116,6 +125,8 @@ def _print_run(s: dict[str, Any], out: Path) -> None:
         ("latency ms (compact / masked full)",
          f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
          else "not measured"),
+        *((("latency ms onnxruntime (compact)", f"{s['latency_ms_onnxruntime']:.4f}"),)
+          if s.get("latency_ms_onnxruntime") is not None else ()),
         ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
         ("decided bits", f"{100 * s['decided_fraction']:.1f} %" if "decided_fraction" in s
          else "not recorded"),
@@ -232,6 +243,10 @@ def register(app: typer.Typer) -> None:
         augment: AugOpt = None,
         no_baselines: Annotated[bool, typer.Option(
             "--no-baselines", help="Skip the fixed-structure baselines.")] = False,
+        seeds: SeedsOpt = None,
+        workers: WorkersOpt = None,
+        address: AddressOpt = None,
+        in_process: InProcessOpt = False,
         data_dir: DataDirOpt = None,
         no_latency: NoLatencyOpt = False,
         seed: SeedOpt = 0,
@@ -239,39 +254,49 @@ def register(app: typer.Typer) -> None:
         threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
-        """Train every eps0 of the grid and the fixed-structure baselines (uniformly thinned
-        to matching weight counts; lambda x batch, lambda x epochs = the same steps); write
-        OUT/sweep.json (the table) and OUT/tradeoff.png. Finished runs are reused, so an
-        interrupted sweep continues where it stopped."""
-        from archopt.locking import lock_folder
+        """Train every eps0 of the grid (x --seeds) and the fixed-structure baselines
+        (uniformly thinned to matching weight counts; lambda x batch, lambda x epochs = the
+        same steps) as Ray tasks (--workers N on a local Ray, or --address), or in this
+        process without Ray; write OUT/sweep.json (the table), OUT/tradeoff.png, OUT/grid.json
+        and OUT/status.json (per trial: pending / running / done / failed). Rerunning resumes:
+        finished trials are skipped, failed and interrupted ones run again. Exit 1 when a
+        trial failed (the others finish)."""
         from archopt.structure.sweep import parse_penalty, run_sweep
+        from archopt.sweeps import parse_list, parse_seeds
 
-        use_threads(threads)
-        values = [parse_penalty(p) for p in penalties.split(",") if p.strip()]
+        values = parse_list(penalties, "--penalties", parse_penalty)
+        seed_list = parse_seeds(seeds)
+        backend = backend_of(in_process, address)
         sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
                           max_steps_per_epoch, train_subset, test_subset, augment, seed, device)
-        with lock_folder(out):  # one writer per folder
-            t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
-                          data_dir=data_dir, baselines=not no_baselines,
-                          latency=not no_latency)
+        t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
+                      data_dir=data_dir, baselines=not no_baselines, latency=not no_latency,
+                      seeds=seed_list, backend=backend, workers=workers, address=address,
+                      threads=threads, progress=not json_, echo=sweep_echo)
+        runners = [t["runner"]["method"], *([t["runner"]["baselines"]]
+                                            if "baselines" in t["runner"] else [])]
+        rows = [*t["method"], *t["baselines"]]
         if json_:
             print_json({**t, "out": str(out)})
+            finish_sweep(rows, runners, "", quiet=True)
             return
         per_key = "units_per_layer" if task == "mlp-units" else "connections_per_block"
-        print_table("learned structures", ["eps0", "weight usage", "cost usage", per_key,
-                                           "params", "test error", "train s"],
-                    [(r["label"], r.get("weight_usage_rate"), r.get("cost_usage_rate"),
-                      " / ".join(map(str, r.get(per_key) or [])), r.get("params"),
-                      r.get("test_error"), r.get("train_seconds")) for r in t["method"]])
+        print_table("learned structures", ["eps0", "seed", "weight usage", "cost usage",
+                                           per_key, "params", "test error", "train s"],
+                    [(r["label"], r.get("seed"), r.get("weight_usage_rate"),
+                      r.get("cost_usage_rate"), " / ".join(map(str, r.get(per_key) or [])),
+                      r.get("params"), r.get("test_error"), r.get("train_seconds"))
+                     for r in t["method"]])
         if t["baselines"]:
-            print_table("fixed-structure baselines", ["baseline", "weight usage", "params",
-                                                      "test error", "train s"],
-                        [(b["label"], b["weight_usage_rate"], b["params"], b["test_error"],
-                          b["train_seconds"]) for b in t["baselines"]])
-        if t.get("cost"):
+            print_table("fixed-structure baselines", ["baseline", "seed", "weight usage",
+                                                      "params", "test error", "train s"],
+                        [(b["label"], b.get("seed"), b.get("weight_usage_rate"),
+                          b.get("params"), b.get("test_error"), b.get("train_seconds"))
+                         for b in t["baselines"]])
+        if t.get("cost") and t["cost"]["ratio_median"] is not None:
             console.print(f"training cost, method / fixed ({t['cost']['reference']}, same "
                           f"steps): median {t['cost']['ratio_median']:.3f}", highlight=False)
-        console.print(f"table in {out / 'sweep.json'}, plot in {out / 'tradeoff.png'}",
-                      highlight=False)
+        finish_sweep(rows, runners, f"table in {out / 'sweep.json'}, plot in "
+                                    f"{out / 'tradeoff.png'}")
 
     app.add_typer(sapp, name="structure")

@@ -23,6 +23,7 @@ from archopt.cli.common import (
     console,
     err_console,
     handle_errors,
+    latency_items,
     print_json,
     print_kv,
     use_threads,
@@ -139,7 +140,7 @@ def register(app: typer.Typer) -> None:
             ("test accuracy", s["test_accuracy"]), ("test macro-F1", s["test_macro_f1"]),
             ("test loss", s["test_loss"]), ("train loss", s["train_loss"]),
             ("epochs", s["epochs"]), ("params", s["params"]), ("MACs", s["macs"]),
-            ("latency (ms, CPU, batch 1, 1 thread)", s["latency_ms"]), ("seconds", s["seconds"]),
+            *latency_items(s), ("seconds", s["seconds"]),
             ("device", s["device"] + (f" x{s['world_size']}" if s["world_size"] > 1 else "")),
         ])
         console.print(f"results in {out}", highlight=False)

@@ -55,6 +55,28 @@ left: one fixed batch of 32 leaky-ReLU MLPs is fitted (relative loss 0.999 -> 0.
 ``tiny`` steps at lr 1e-3; sigmoid 0.95 -> 0.29), so what stays slow is generalising over fresh
 random MLPs. Open.
 
+The CPU preset (:meth:`AutoencoderConfig.cpu`, the default of ``archopt latent train`` on a CPU
+and the preset of the shipped autoencoders; a departure from the paper, whose CNN preset
+:meth:`AutoencoderConfig.paper` is kept for a GPU). The paper's CNNs run ~1 step per CPU-second
+and had learned nothing useful after thousands of steps (sigmoid MdPE worse than each MLP's own
+constant mean, leaky-ReLU at 100 %). What the preset changes, each found to help in CPU
+experiments (``benchmarks/latent_preset.py`` compares variants):
+
+- ``arch="mlp"``: per-depth encoder ``flatten(7 x W_L) -> mlp_width`` (384) + LeakyReLU, shared
+  ``mlp_width -> 256 -> 128`` (no 512 layer), and back ``128 -> 256 -> mlp_width``; per-depth
+  decoder ``mlp_width -> 256 -> 7 x W_L``. About 1.0 M parameters; steps per CPU-second
+  in ``benchmarks/results/latent_throughput.json`` (``benchmarks/latent.py``);
+- ``input_scale=10``: the encoder reads the weights divided by 10 (O(1) inputs);
+  ``weight_scale=10``: decoded weights are 10 x the head's output (a fresh head reaches the
+  family's +-10 weights);
+- ``recon_weight``: a weight-reconstruction term beside the functional min-loss (each original
+  decoded by its own depth's decoder: MSE on the weights in units of ``weight_range`` + BCE on
+  the masks; weight 10 for sigmoid with the MSE, 1 for leaky-ReLU / linear with the relative
+  error), :func:`reconstruction_loss`;
+- no latent normalisation (``latent_norm=False``; the option stays for experiments);
+- schedule (:meth:`archopt.latent.training.TrainConfig.cpu`): Adam 1e-3, 200 warm-up steps,
+  cosine to 0 over ``CPU_STEPS`` batches of 32.
+
 Assumptions beyond the spec (named here and in the report):
 
 - the thresholded masks pass gradients straight through (``hard + soft - soft.detach()``): the

@@ -38,8 +38,9 @@ from archopt.spaces import ArchSpec, load_spec
 
 __all__ = ["RunResult", "run_pipeline"]
 
-MODEL_KEYS = ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms", "epochs",
-              "seconds")
+MODEL_KEYS = ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms", "latency_ms_b64",
+              "latency_ms_onnxruntime", "latency_ms_onnxruntime_b64", "latency_threads",
+              "epochs", "seconds")
 
 
 @dataclass

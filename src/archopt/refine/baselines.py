@@ -12,7 +12,8 @@ evaluation + DE), Adam's training steps (batch fetch + forward + backward + upda
 ``search_seconds`` for the random blocks; monitoring evaluations are not counted on either side.
 Each stops after the step / generation in which its budget runs out. The process CPU seconds of
 the same work are recorded beside (``search_cpu_seconds``): on a shared machine the wall clock
-also counts time spent waiting for a core.
+also counts time spent waiting for a core, so an HBDE run with ``clock="cpu"`` gives its
+baselines its CPU seconds, counted on the CPU clock ("equal CPU time").
 
 Source: arXiv 2408.07194 section 4 (Adam and BDE baselines).
 """
@@ -51,7 +52,8 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
                   seconds: float, *, lr: float = 1e-4, batch_size: int = 128,
                   metric: str = "f1", seed: int = 0, device: str = "auto",
                   eval_batch_size: int = 1000, out: str | os.PathLike[str] | None = None,
-                  progress: bool = True, log_every: int = 50) -> dict[str, Any]:
+                  progress: bool = True, log_every: int = 50,
+                  clock: str = "wall") -> dict[str, Any]:
     """Continue training with Adam for ``seconds`` of training steps; report the test metric.
 
     Args:
@@ -67,6 +69,7 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
         eval_batch_size: batch size of the final evaluation.
         out: folder for ``metrics.jsonl`` (loss every ``log_every`` steps), ``checkpoint.pt``
             and ``summary.json``; None writes nothing.
+        clock: what ``seconds`` counts: ``"wall"`` or ``"cpu"`` (process CPU seconds).
 
     Returns: ``{"method": "adam", "metric_after", "train_metric"?, "steps", "epochs",
     "search_seconds", "lr", "batch_size"}``.
@@ -80,6 +83,8 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
 
     if not seconds > 0:
         raise ArchoptError(f"the Adam baseline needs a positive time budget, got {seconds}")
+    if clock not in ("wall", "cpu"):
+        raise ArchoptError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     score = get_metric(metric)
     src = load_source(model)
     dev = resolve_device(device)
@@ -96,8 +101,12 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
     if rd is not None:
         rd.write_lines(ResultDir.METRICS, [])  # a rerun after an interruption starts over
     spent, spent_cpu, steps, epoch = 0.0, 0.0, 0, 0
+
+    def used() -> float:
+        return spent_cpu if clock == "cpu" else spent
+
     with Progress(None, "adam steps", enabled=progress) as bar:
-        while spent < seconds:
+        while used() < seconds:
             loader.set_epoch(epoch)
             last, last_cpu = time.perf_counter(), time.process_time()
             for xb, yb in loader:
@@ -112,7 +121,7 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
                     if rd is not None:
                         rd.append_metrics(row)
                     bar.advance(log_every, loss=float(loss))
-                if spent >= seconds:
+                if used() >= seconds:
                     break
                 last, last_cpu = time.perf_counter(), time.process_time()
             epoch += 1
@@ -123,7 +132,7 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
     summary = {"method": "adam", "metric": metric, "metric_after": after, "steps": steps,
                "epochs": round(steps * batch_size / len(data.train_y), 3),
                "search_seconds": round(spent, 3), "search_cpu_seconds": round(spent_cpu, 3),
-               "lr": lr, "batch_size": batch_size,
+               "clock": clock, "lr": lr, "batch_size": batch_size,
                "function_evaluations": None}
     if rd is not None:
         save_checkpoint(rd.file("checkpoint.pt"), net, spec=src.spec,
@@ -157,6 +166,9 @@ def run_baselines(result: RefineResult, model: nn.Module | str | os.PathLike[str
                   progress: bool = True) -> dict[str, dict[str, Any]]:
     """Run the named baselines with HBDE's search seconds; add them to the run's summary.
 
+    The seconds are counted on the HBDE run's clock (``config.clock``): its ``search_seconds``
+    on the wall clock, its ``search_cpu_seconds`` on the CPU clock.
+
     Results go to ``<out>/baselines/<name>/`` when the HBDE run has a result folder (a baseline
     whose folder already holds a ``summary.json`` is not run again), and ``summary.json`` is
     rewritten with a ``baselines`` entry (name -> metric_after, FE,
@@ -167,8 +179,9 @@ def run_baselines(result: RefineResult, model: nn.Module | str | os.PathLike[str
     for n in names:
         if n not in BASELINES:
             raise UnknownName(f"unknown baseline {n!r} (known: {', '.join(BASELINES)})")
-    seconds = float(result.summary["search_seconds"])
     cfg = result.config
+    seconds = float(result.summary["search_cpu_seconds" if cfg.clock == "cpu"
+                                   else "search_seconds"])
     base = Path(result.out) / "baselines" if result.out is not None else None
     found: dict[str, dict[str, Any]] = {}
     for n in names:
@@ -178,7 +191,8 @@ def run_baselines(result: RefineResult, model: nn.Module | str | os.PathLike[str
         elif n == "adam":
             s = adam_baseline(model, data, seconds, lr=adam_lr, batch_size=adam_batch_size,
                               metric=cfg.metric, seed=cfg.seed, device=cfg.device,
-                              eval_batch_size=cfg.eval_batch_size, out=sub, progress=progress)
+                              eval_batch_size=cfg.eval_batch_size, out=sub, progress=progress,
+                              clock=cfg.clock)
         else:
             s = random_blocks_baseline(model, data, cfg, seconds, out=sub, progress=progress)
         found[n] = {k: s.get(k) for k in ("metric_after", "metric_after_blocking",

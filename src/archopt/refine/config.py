@@ -19,7 +19,7 @@ __all__ = ["RESUME_IGNORED", "InvalidRefineConfig", "RefineConfig"]
 #: Fields that may change when a run is resumed: they change how a run is observed, where it
 #: runs, or how long it goes on -- not what each generation computes.
 RESUME_IGNORED = frozenset({"device", "eval_every", "eval_batch_size", "eval_path", "chunk",
-                            "generations", "max_seconds", "train_eval_size"})
+                            "generations", "max_seconds", "clock", "train_eval_size"})
 
 
 class InvalidRefineConfig(ArchoptError, ValueError):
@@ -57,6 +57,9 @@ class RefineConfig(Settings):
         chunk: candidates per batched call (None: measured / 8).
         max_seconds: stop after the generation in which the search time (population
             evaluation + DE, not monitoring) passes this many seconds.
+        clock: what ``max_seconds`` counts: ``"wall"`` (default; elapsed seconds) or ``"cpu"``
+            (the process CPU seconds of the same work, ``time.process_time``: unaffected by
+            waiting for a core on a shared machine; with one thread it is the single-core time).
         train_eval_size: examples of the training split used to price the blocking (None: all).
         seed: seeds DE, the super-batch order and the random blocks.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
@@ -82,6 +85,7 @@ class RefineConfig(Settings):
     eval_path: Literal["auto", "sequential", "batched"] = "auto"
     chunk: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)
+    clock: Literal["wall", "cpu"] = "wall"
     train_eval_size: int | None = Field(None, ge=1)
     seed: int = 0
     device: str = "auto"

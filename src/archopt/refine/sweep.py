@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,8 +23,9 @@ from archopt.refine.blocking import sweep_bins
 from archopt.refine.evaluation import PopulationEvaluator
 from archopt.refine.loop import Source, load_source
 from archopt.runtime import resolve_device
+from archopt.sweeps import Backend, Trial, run_trials
 
-__all__ = ["blocking_sweep"]
+__all__ = ["blocking_sweep", "refine_seeds", "refine_trial"]
 
 
 def blocking_sweep(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDataset,
@@ -66,3 +68,85 @@ def blocking_sweep(model: nn.Module | str | os.PathLike[str] | Source, data: Ima
     theta = ev.layout.flatten(ev.module)
     return {"dimensions": int(theta.numel()), "metric": metric, "train_eval_size": n,
             "original": score(theta), "rows": sweep_bins(theta, bins, score)}
+
+
+_SEED_KEYS = ("metric", "metric_before", "metric_after_blocking", "metric_after",
+              "function_evaluations", "generations", "search_seconds", "seconds")
+
+
+def refine_trial(*, out: Path, checkpoint: str, data: str | ImageDataset,
+                 config: dict[str, Any], data_dir: str | None = None,
+                 baselines: list[str] | None = None, adam_lr: float = 1e-4,
+                 progress: bool = False) -> dict[str, Any]:
+    """One seed of ``archopt refine --seeds`` (a :class:`~archopt.sweeps.Trial` function):
+    HBDE from ``checkpoint`` into ``out`` exactly as ``archopt refine --out`` writes it
+    (continuing an interrupted run), then the named baselines; returns the row: the seed,
+    the test metric before / after blocking / after, FE, generations, seconds.
+
+    Raises: what :func:`~archopt.refine.refine` raises."""
+    from archopt.data import load_dataset
+    from archopt.refine.baselines import run_baselines
+    from archopt.refine.config import RefineConfig
+    from archopt.refine.loop import refine
+
+    cfg = RefineConfig(**config)
+    src = load_source(checkpoint)
+    ds = data if isinstance(data, ImageDataset) else load_dataset(data, data_dir)
+    result = refine(src, ds, cfg, out, resume=True, progress=progress)
+    if baselines:
+        run_baselines(result, src, ds, baselines, adam_lr=adam_lr, progress=progress)
+    s = result.summary
+    row = {"folder": Path(out).name, "seed": cfg.seed, **{k: s.get(k) for k in _SEED_KEYS}}
+    for name, b in (s.get("baselines") or {}).items():
+        row[f"baseline_{name}"] = b.get("metric_after")
+    return row
+
+
+def refine_seeds(checkpoint: str | os.PathLike[str], data: ImageDataset, seeds: list[int], *,
+                 out: str | os.PathLike[str], config: dict[str, Any],
+                 baselines: list[str] | None = None, adam_lr: float = 1e-4,
+                 backend: Backend = "local", workers: int | None = None,
+                 address: str | None = None, threads: int | None = None,
+                 progress: bool = True, echo: Any = None) -> dict[str, Any]:
+    """HBDE once per seed from the same checkpoint, through :mod:`archopt.sweeps`.
+
+    Args:
+        checkpoint: the trained model (checkpoint or result folder).
+        data: the dataset (passed to every trial; under Ray through the object store).
+        seeds: one trial per seed, folders ``seed_<k>``.
+        out: the sweep folder (``grid.json``, ``status.json``, ``sweep.json``).
+        config: :class:`~archopt.refine.RefineConfig` fields (``seed`` replaced per trial).
+        baselines, adam_lr: as ``archopt refine --baseline``.
+        backend, workers, address, threads, progress, echo: :func:`~archopt.sweeps.run_trials`.
+
+    Returns: ``{"metric", "rows": [...], "mean_after", "std_after", "runner"}`` (also
+    ``sweep.json``); a failed seed is a row with ``error``.
+    Raises: ArchoptError for no seed, a bad runner request, or a sweep folder whose finished
+        trials had other options.
+    """
+    import numpy as np
+
+    from archopt.locking import lock_folder
+    from archopt.runs import atomic_write_json
+
+    if not seeds:
+        raise ArchoptError("--seeds: give at least one seed")
+    trials = [Trial(f"seed_{s}", "archopt.refine.sweep:refine_trial",
+                    {"checkpoint": str(Path(checkpoint).resolve()), "data": data.name,
+                     "config": {**config, "seed": s}, "baselines": list(baselines or []),
+                     "adam_lr": adam_lr}) for s in seeds]
+    with lock_folder(out):
+        outcome = run_trials(out, trials, backend=backend, workers=workers, address=address,
+                             threads=threads, shared={"data": data}, progress=progress,
+                             echo=echo)
+        rows = [o.row if o.state == "done" and o.row is not None else
+                {"folder": t.name, "seed": t.params["config"]["seed"], "state": o.state,
+                 "error": o.error} for t, o in zip(trials, outcome.trials, strict=True)]
+        after = [r["metric_after"] for r in rows if r.get("metric_after") is not None]
+        table = {"metric": config.get("metric", "f1"), "checkpoint": str(checkpoint),
+                 "dataset": data.name, "rows": rows,
+                 "mean_after": float(np.mean(after)) if after else None,
+                 "std_after": float(np.std(after, ddof=1)) if len(after) > 1 else None,
+                 "runner": outcome.as_dict()}
+        atomic_write_json(Path(out) / "sweep.json", table)
+    return table

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archopt.profiling import count_params, measure_latency
+from archopt.profiling import benchmark_latency, count_params, latency_columns
 from archopt.spaces.base import ArchSpec
 from archopt.structure.masking import Supernet
 
@@ -114,21 +114,33 @@ class _Fixed(nn.Module):
 
 
 def latency_pair(supernet: Supernet, compacted: Compacted, input_shape: tuple[int, ...], *,
-                 repeats: int = 50, threads: int | None = 1) -> dict[str, float]:
-    """CPU latency (ms per example, batch 1, median of ``repeats``) of the masked supernet and
-    of the compact network, plus their parameter counts from torch."""
+                 threads: int = 1, min_run_time: float = 0.2) -> dict[str, Any]:
+    """CPU latency of the compact network and of the masked supernet, and their parameter
+    counts from torch.
+
+    Both are timed by :func:`archopt.profiling.benchmark_latency` (``torch.utils.benchmark``,
+    batch 1 and the throughput batch, ``threads`` threads); the compact network also by
+    onnxruntime when the onnx extra is installed (the masked supernet is not exported).
+
+    Returns: :func:`~archopt.profiling.latency_columns` of the compact network (``latency_ms``,
+    ``latency_ms_b64``, ``latency_ms_onnxruntime``, ..., ``latency``) plus
+    ``latency_ms_supernet`` (batch 1), ``latency_ms_supernet_b64`` (ms per example),
+    ``latency_supernet`` (its record), ``params_counted``, ``params_full_counted``.
+    """
     cpu = torch.device("cpu")
     dev = next(supernet.parameters()).device
     supernet.to(cpu)
     compacted.module.to(cpu)
     try:
-        full_ms = measure_latency(_Fixed(supernet, compacted.mask), input_shape,
-                                  repeats=repeats, threads=threads)
-        comp_ms = measure_latency(compacted.module, input_shape, repeats=repeats,
-                                  threads=threads)
+        full = benchmark_latency(_Fixed(supernet, compacted.mask), input_shape, threads=threads,
+                                 min_run_time=min_run_time, onnxruntime=False)
+        comp = benchmark_latency(compacted.module, input_shape, threads=threads,
+                                 min_run_time=min_run_time)
     finally:
         supernet.to(dev)
         compacted.module.to(dev)
-    return {"latency_ms_supernet": full_ms, "latency_ms": comp_ms,
+    sup = {("latency_ms_supernet" if b == "1" else f"latency_ms_supernet_b{b}"):
+           r["ms_per_example"] for b, r in full["torch"].items()}
+    return {**latency_columns(comp), **sup, "latency_supernet": full,
             "params_counted": count_params(compacted.module),
             "params_full_counted": count_params(supernet)}

@@ -317,8 +317,7 @@ def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: Trai
         "macs_full": int(supernet.spec.macs(ds.resolution)),
     })
     if latency:
-        summary.update({**latency_pair(supernet, comp, tuple(ds.input_shape)),
-                        "latency_device": "cpu (batch 1, 1 thread, median of 50)"})
+        summary.update(latency_pair(supernet, comp, tuple(ds.input_shape)))
     rd.write_arch(comp.spec)
     save_checkpoint(rd.file("model.pt"), comp.module, spec=comp.spec, meta=dataset_meta(ds),
                     config={"task": task, "structure": structure.to_dict(),

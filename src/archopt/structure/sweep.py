@@ -9,14 +9,17 @@ batch and ``lambda`` times the epochs (the paper: batch 64 for 1000 epochs vs. b
 500), so both see the same examples per step and take the same number of steps; the full-width
 baseline is also the reference of the training-cost ratio.
 
-Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders, ``sweep.json`` (the table)
-and ``tradeoff.png``.
+Every run is a trial of the sweep runner (:mod:`archopt.sweeps`): Ray tasks or in-process, resumed
+per trial. Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders (``_seed<k>``
+appended with ``seeds``), each what ``archopt structure`` / a fixed run writes; ``grid.json`` and
+``status.json`` (the runner's), ``sweep.json`` (the table) and ``tradeoff.png``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +28,7 @@ import numpy as np
 from archopt.data import ImageDataset, load_dataset
 from archopt.errors import ArchoptError, InvalidSpec
 from archopt.runs import ResultDir
-from archopt.spaces import DenseNetSpec, MLPSpec
+from archopt.spaces import DenseNetSpec, MLPSpec, load_spec
 from archopt.structure.densenet import MaskedDenseNet
 from archopt.structure.loop import StructureConfig
 from archopt.structure.run import (
@@ -35,11 +38,13 @@ from archopt.structure.run import (
     run_fixed,
     run_structure,
 )
+from archopt.sweeps import Backend, SweepOutcome, Trial, run_trials, sweep_session
 
 if TYPE_CHECKING:
     from archopt.training import TrainConfig
 
-__all__ = ["PAPER_PENALTIES", "parse_penalty", "plot_tradeoff", "run_sweep", "uniform_width"]
+__all__ = ["PAPER_PENALTIES", "fixed_trial", "parse_penalty", "plot_tradeoff", "run_sweep",
+           "structure_trial", "uniform_width"]
 
 #: The ICANN paper's unit-selection grid: 2^-6 .. 2^-9, 0, -2^-3.
 PAPER_PENALTIES = (2**-6, 2**-7, 2**-8, 2**-9, 0.0, -(2**-3))
@@ -148,90 +153,181 @@ def _baseline_specs(task: str, supernet: Any, targets: list[int], seed: int
     return out
 
 
+_METHOD_KEYS = ("weight_usage_rate", "cost_usage_rate", "params", "params_full", "units_per_layer",
+                "connections_per_block", "test_error", "test_accuracy", "train_seconds",
+                "seconds_per_step_ms", "steps", "latency_ms", "latency_ms_supernet")
+
+
+def structure_trial(*, out: Path, task: str, data: ImageDataset | str, penalty: float,
+                    structure: dict[str, Any], train: dict[str, Any], space: Any = None,
+                    data_dir: str | None = None, latency: bool = True, progress: bool = False,
+                    ) -> dict[str, Any]:
+    """One eps0 run of a sweep (a :class:`~archopt.sweeps.Trial` function): writes ``out``
+    exactly as ``archopt structure`` does (continuing it when interrupted) and returns the
+    table row. Raises what :func:`~archopt.structure.run.run_structure` raises; a structure
+    that disconnects the network is a row with an ``error`` instead."""
+    from archopt.training import TrainConfig
+
+    cfg = StructureConfig(**{**structure, "penalty": float(penalty)})
+    tc = TrainConfig(**train)
+    row: dict[str, Any] = {"penalty": penalty, "label": penalty_label(penalty), "seed": tc.seed}
+    try:
+        s = run_structure(task, data, out=out, structure=cfg, train=tc, space=space,
+                          data_dir=data_dir, resume=True, latency=latency, progress=progress)
+    except InvalidSpec as err:  # a structure that disconnects the network
+        return {**row, "error": str(err)}
+    return {**row, "folder": Path(out).name, **{k: s[k] for k in _METHOD_KEYS if k in s}}
+
+
+def fixed_trial(*, out: Path, data: ImageDataset | str, spec: dict[str, Any], label: str,
+                train: dict[str, Any], full_params: int, max_steps_per_epoch: int | None = None,
+                train_subset: int | None = None, test_subset: int | None = None,
+                data_dir: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """One fixed-structure baseline of a sweep (a :class:`~archopt.sweeps.Trial` function):
+    trains ``spec`` with :func:`~archopt.structure.run.run_fixed` into ``out``; returns the
+    baseline row (``weight_usage_rate`` = params / ``full_params``)."""
+    from archopt.spaces import load_spec
+    from archopt.training import TrainConfig
+
+    tc = TrainConfig(**train)
+    sp = load_spec(spec)
+    s = run_fixed(sp, data, out=out, train=tc, max_steps_per_epoch=max_steps_per_epoch,
+                  train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
+                  resume=True, progress=progress, label=f"fixed {label}")
+    row = {"label": label, "seed": tc.seed, "folder": Path(out).name, "params": s["params"],
+           "weight_usage_rate": s["params"] / full_params,
+           "test_error": s["test_error"], "test_accuracy": s["test_accuracy"],
+           "train_seconds": s["train_seconds"], "steps": s["steps"],
+           "seconds_per_step_ms": s["seconds_per_step_ms"]}
+    if isinstance(sp, MLPSpec):
+        row["widths"] = list(sp.kept_widths())
+    else:
+        row["connections_per_block"] = [sum(map(sum, st)) for st in sp.connections] \
+            if sp.connections else None
+    return row
+
+
+def _rows(outcome: SweepOutcome, grid: list[Trial], base: Callable[[Trial], dict[str, Any]]
+          ) -> list[dict[str, Any]]:
+    """Rows in grid order; a failed trial is its identifying fields plus its error."""
+    rows = []
+    for t, o in zip(grid, outcome.trials, strict=True):
+        rows.append(o.row if o.state == "done" and o.row is not None else
+                    {**base(t), "folder": t.name, "state": o.state, "error": o.error})
+    return rows
+
+
 def run_sweep(task: str, data: ImageDataset | str, penalties: list[float], *,
               out: str | Path, structure: StructureConfig | None = None,
               train: TrainConfig | None = None, space: Any = None,
               data_dir: str | Path | None = None, baselines: bool = True,
               resume: bool = True, progress: bool = True, latency: bool = True,
-              plot: bool = True) -> dict[str, Any]:
-    """Train the eps0 grid and the fixed-structure baselines; write the table and the plot.
+              plot: bool = True, seeds: list[int] | None = None, backend: Backend = "local",
+              workers: int | None = None, address: str | None = None,
+              threads: int | None = None, echo: Any = None) -> dict[str, Any]:
+    """Train the eps0 grid (x seeds) and the fixed-structure baselines through the sweep runner
+    (:mod:`archopt.sweeps`); write the table and the plot.
 
     Args:
         task, data, space, data_dir: as :func:`~archopt.structure.run.run_structure`.
         penalties: the eps0 values (e.g. :data:`PAPER_PENALTIES`).
-        out: the sweep's folder (one sub-folder per run).
+        out: the sweep's folder: one run folder per trial (``eps0_<label>`` and
+            ``fixed_<label>``, with ``_seed<k>`` when ``seeds`` is given), ``grid.json``,
+            ``status.json``, ``sweep.json`` (the table), ``tradeoff.png``.
         structure: options shared by every run (its ``penalty`` is replaced per run).
         train: weights' options of the method (default: the paper's recipe); baselines use
             ``lambda * batch_size`` and ``lambda * epochs``.
-        baselines: train the fixed-structure baselines.
-        resume: reuse finished runs and continue interrupted ones (a sweep is long).
+        baselines: train the fixed-structure baselines (one set, sized on the learned
+            structures of all seeds, trained with every seed).
+        resume: kept for compatibility: finished trials are always reused (status.json) and
+            interrupted ones continued.
         plot: draw ``tradeoff.png``.
+        seeds: train every eps0 (and baseline) with each of these seeds (default: ``train``'s).
+        backend, workers, address, threads: how the trials run (:func:`~archopt.sweeps.run_trials`;
+            the library's default is in-process, the CLI's is Ray when installed).
 
-    Returns: ``{"method": [...], "baselines": [...], "comparison": [...], "cost": {...}}``
-    (also ``sweep.json``).
-    Raises: ArchoptError for an empty grid; whatever a run raises.
+    Returns: ``{"method": [...], "baselines": [...], "comparison": [...], "cost": {...},
+    "runner": {...}}`` (also ``sweep.json``); a failed trial is a row with ``error``.
+    Raises: ArchoptError for an empty grid, a bad runner request, or a sweep folder whose
+        finished trials had other options.
     """
+    from archopt.locking import lock_folder
+
+    del resume
     if not penalties:
         raise ArchoptError("the sweep needs at least one penalty (eps0)")
+    with lock_folder(out), sweep_session(backend, workers, address, echo) as chosen:
+        # one driver per sweep folder, one Ray session, over both phases
+        return _sweep(task, data, penalties, out=out, structure=structure, train=train,
+                      space=space, data_dir=data_dir, baselines=baselines, progress=progress,
+                      latency=latency, plot=plot, seeds=seeds,
+                      run=dict(backend=chosen, workers=workers, address=address,
+                               threads=threads, progress=progress, echo=echo))
+
+
+def _sweep(task: str, data: ImageDataset | str, penalties: list[float], *, out: str | Path,
+           structure: StructureConfig | None, train: TrainConfig | None, space: Any,
+           data_dir: str | Path | None, baselines: bool, progress: bool, latency: bool,
+           plot: bool, seeds: list[int] | None, run: dict[str, Any]) -> dict[str, Any]:
     structure = structure or StructureConfig()
     train = train or default_train_config(task)
     rd = ResultDir(out)
     ds = data if isinstance(data, ImageDataset) else load_dataset(data, data_dir=data_dir)
-    method: list[dict[str, Any]] = []
-    for eps0 in penalties:
-        label = penalty_label(eps0)
-        cfg = structure.model_copy(update={"penalty": float(eps0)})
-        sub = rd.path / f"eps0_{label}"
-        try:
-            s = run_structure(task, ds, out=sub, structure=cfg, train=train, space=space,
-                              resume=resume, latency=latency, progress=progress)
-        except InvalidSpec as err:  # a structure that disconnects the network
-            method.append({"penalty": eps0, "label": label, "error": str(err)})
-            continue
-        method.append({"penalty": eps0, "label": label, "folder": sub.name,
-                       **{k: s.get(k) for k in (
-                           "weight_usage_rate", "cost_usage_rate", "params", "params_full",
-                           "units_per_layer", "connections_per_block", "test_error",
-                           "test_accuracy", "train_seconds", "seconds_per_step_ms", "steps",
-                           "latency_ms", "latency_ms_supernet") if k in s}})
+    seed_list = list(seeds) if seeds else [train.seed]
+    suffix = (lambda s: f"_seed{s}") if seeds else (lambda s: "")
+    space_json = None if space is None else load_spec(space).to_dict()
+    common: dict[str, Any] = {"data": ds.name,
+                              "data_dir": None if data_dir is None else str(data_dir)}
+    run = {**run, "shared": {"data": ds}}
+    grid = [Trial(f"eps0_{penalty_label(p)}{suffix(s)}", f"{__name__}:structure_trial",
+                  {"task": task, "penalty": float(p), "space": space_json, "latency": latency,
+                   "structure": structure.model_dump(mode="json"),
+                   "train": train.model_copy(update={"seed": s}).to_dict(), **common})
+            for s in seed_list for p in penalties]
+    outcome = run_trials(rd.path, grid, **run)
+    method = _rows(outcome, grid, lambda t: {"penalty": t.params["penalty"],
+                                              "label": penalty_label(t.params["penalty"]),
+                                              "seed": t.params["train"]["seed"]})
     table: dict[str, Any] = {"task": task, "dataset": ds.name, "optimizer": structure.optimizer,
                              "epochs": train.epochs, "batch_size": train.batch_size,
-                             "lam": structure.lam, "method": method, "baselines": []}
+                             "lam": structure.lam, "seeds": seed_list, "method": method,
+                             "baselines": []}
+    runner = {"method": outcome.as_dict()}
     if baselines:
-        supernet = build_supernet(task, space, ds)
+        supernet = build_supernet(task, space_json, ds)
         full_params = supernet.spec.params()
         targets = [int(r["params"]) for r in method if "params" in r]
         base_train = train.model_copy(update={
             "batch_size": train.batch_size * structure.lam,
             "epochs": train.epochs * structure.lam})
-        cap = structure.max_steps_per_epoch
-        for label, spec in _baseline_specs(task, supernet, targets, train.seed):
-            s = run_fixed(adapt(spec, ds), ds, out=rd.path / f"fixed_{label}", train=base_train,
-                          max_steps_per_epoch=cap, train_subset=structure.train_subset,
-                          test_subset=structure.test_subset, resume=resume,
-                          progress=progress, label=f"fixed {label}")
-            row = {"label": label, "folder": f"fixed_{label}", "params": s["params"],
-                   "weight_usage_rate": s["params"] / full_params,
-                   "test_error": s["test_error"], "test_accuracy": s["test_accuracy"],
-                   "train_seconds": s["train_seconds"], "steps": s["steps"],
-                   "seconds_per_step_ms": s["seconds_per_step_ms"]}
-            if isinstance(spec, MLPSpec):
-                row["widths"] = list(spec.kept_widths())
-            else:
-                row["connections_per_block"] = [sum(map(sum, st)) for st in spec.connections] \
-                    if spec.connections else None
-            table["baselines"].append(row)
-        table["comparison"] = _compare(method, table["baselines"])
-        full = next((b for b in table["baselines"] if b["params"] == full_params), None)
-        if full is not None:
-            ratios = [r["train_seconds"] / full["train_seconds"] for r in method
-                      if "train_seconds" in r and full["train_seconds"]]
+        bgrid = [Trial(f"fixed_{label}{suffix(s)}", f"{__name__}:fixed_trial",
+                       {"spec": adapt(spec, ds).to_dict(), "label": label,
+                        "train": base_train.model_copy(update={"seed": s}).to_dict(),
+                        "full_params": full_params,
+                        "max_steps_per_epoch": structure.max_steps_per_epoch,
+                        "train_subset": structure.train_subset,
+                        "test_subset": structure.test_subset, **common})
+                 for s in seed_list
+                 for label, spec in _baseline_specs(task, supernet, targets, train.seed)]
+        boutcome = run_trials(rd.path, bgrid, **run)
+        runner["baselines"] = boutcome.as_dict()
+        table["baselines"] = _rows(boutcome, bgrid, lambda t: {
+            "label": t.params["label"], "seed": t.params["train"]["seed"]})
+        done = [b for b in table["baselines"] if "test_error" in b]
+        table["comparison"] = _compare(method, done)
+        fulls = {b["seed"]: b for b in done if b["params"] == full_params}
+        ratios = [r["train_seconds"] / fulls[r["seed"]]["train_seconds"] for r in method
+                  if "train_seconds" in r and r["seed"] in fulls
+                  and fulls[r["seed"]]["train_seconds"]]
+        if fulls:
+            full = fulls.get(seed_list[0]) or next(iter(fulls.values()))
             table["cost"] = {
                 "reference": full["label"], "reference_train_seconds": full["train_seconds"],
                 "reference_steps": full["steps"],
                 "method_train_seconds": [r.get("train_seconds") for r in method],
                 "ratio_per_run": ratios,
                 "ratio_median": float(np.median(ratios)) if ratios else None}
+    table["runner"] = runner
     rd.write_json("sweep.json", table)
     if plot:
         plot_tradeoff(table, rd.file("tradeoff.png"))
@@ -244,8 +340,9 @@ def _compare(method: list[dict[str, Any]], base: list[dict[str, Any]]) -> list[d
     for r in method:
         if "params" not in r or not base:
             continue
-        b = min(base, key=lambda b: abs(b["params"] - r["params"]))
-        rows.append({"penalty": r["penalty"], "label": r["label"],
+        same = [b for b in base if b.get("seed") == r.get("seed")] or base
+        b = min(same, key=lambda b: abs(b["params"] - r["params"]))
+        rows.append({"penalty": r["penalty"], "label": r["label"], "seed": r.get("seed"),
                      "weight_usage_rate": r["weight_usage_rate"],
                      "test_error": r["test_error"], "baseline": b["label"],
                      "baseline_weight_usage_rate": b["weight_usage_rate"],

@@ -44,7 +44,7 @@ from archopt.data.loader import BatchLoader
 from archopt.data.transforms import augmentation
 from archopt.errors import ArchoptError, CheckpointError, InvalidSpec, TrainingDiverged
 from archopt.locking import discard_on_failure, lock_folder
-from archopt.profiling import count_macs, count_params, measure_latency
+from archopt.profiling import benchmark_latency, count_macs, count_params, latency_columns
 from archopt.progress import Progress
 from archopt.runs import ResultDir
 from archopt.runtime import seed_everything
@@ -341,7 +341,7 @@ def _summary(model: nn.Module, spec: ArchSpec | None, data: ImageDataset, run: _
     else:
         macs, params = count_macs(cpu_model, data.input_shape), count_params(cpu_model)
     # one thread: the stable, comparable figure for batch-1 latency (no thread hand-offs)
-    latency = (measure_latency(cpu_model, data.input_shape, batch_size=1, threads=1)
+    latency = (benchmark_latency(cpu_model, tuple(data.input_shape), threads=1)
                if cfg.latency and env.is_main else None)
     last = run.history[-1] if run.history else {}
     return {
@@ -351,8 +351,7 @@ def _summary(model: nn.Module, spec: ArchSpec | None, data: ImageDataset, run: _
         "best_test_accuracy": max((r["test_accuracy"] for r in run.history
                                    if r.get("test_accuracy") is not None),
                                   default=final["accuracy"]),
-        "params": int(params), "macs": int(macs), "latency_ms": latency,
-        "latency_device": "cpu (batch 1, 1 thread)" if latency is not None else None,
+        "params": int(params), "macs": int(macs), **latency_columns(latency),
         "seconds": round(run.elapsed, 3), "epochs": run.epoch, "epochs_planned": cfg.epochs,
         "stopped_early": stopped, "dataset": data.name,
         "model": (spec.name or spec.space) if spec is not None else type(model).__name__,
@@ -387,7 +386,10 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
         ``test_loss`` (cross-entropy in nats, no label smoothing), ``train_loss`` (the training
         objective, with label smoothing, averaged over the last epoch), ``train_accuracy`` (on
         augmented batches in train mode), ``best_test_accuracy``, ``params``, ``macs`` (one
-        example), ``latency_ms`` (CPU, batch 1, one thread, median of 30 passes), ``seconds``
+        example), ``latency_ms`` (CPU, batch 1, one thread, ms per example, by
+        ``torch.utils.benchmark``; ``latency_ms_b64`` at batch 64 and
+        ``latency_ms_onnxruntime[_b64]`` beside them: see
+        :func:`archopt.profiling.latency_columns`), ``seconds``
         (training + per-epoch evaluation, summed over resumed parts), ``epochs``, ``device``,
         ``world_size``, ...
 
