@@ -9,8 +9,10 @@ Setting (CPU budget, stated in the results JSON):
 
 - Model: a small CNN, conv3x3(1->16)-ReLU-maxpool, conv3x3(16->32)-ReLU-maxpool,
   linear(1568->128)-ReLU, linear(128->10): 206,922 parameters, ~1.2 MMAC per image. The
-  reference code's ResNet-18 (11.2M parameters, ~0.56 GMAC per 32x32 image) costs ~20 s of one
-  CPU core per HBDE generation (NP 100 x 128 images); 18 runs of a useful length need GPU hours.
+  reference code's ResNet-18 (11.2M parameters, 37 MMAC per 32x32 image with its ImageNet stem)
+  costs ~12 s of one CPU core per HBDE generation (NP 100 x 128 images, 8.2 evaluations per
+  CPU-second in hbde_throughput_cpu_resnet18.json) against ~1.5 s for this CNN; 18 runs of a
+  useful length need a GPU.
   This CNN keeps the paper's premise (D >> D' = the non-empty of 10,000 bins) at ~15 ms per
   evaluation.
 - Pre-training: Adam lr 1e-3 (the paper's recipe), batch 128, cross-entropy; early stopping on
@@ -315,6 +317,8 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 table[m]["function_evaluations"] = [r[m].get("function_evaluations")
                                                     for r in complete]
                 table[m]["search_cpu_seconds"] = [r[m]["search_cpu_seconds"] for r in complete]
+                if m == "adam":
+                    table[m]["steps"] = [r[m]["steps"] for r in complete]
                 table[m]["search_wall_seconds"] = [r[m]["search_seconds"] for r in complete]
             for m in ("adam", "random-blocks"):
                 table[f"hbde_minus_{m}"] = _ms([r["hbde"]["metric_after"] - r[m]["metric_after"]
@@ -347,13 +351,42 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def markdown(res: dict[str, Any]) -> str:
+    """The claim table as Markdown (test macro-F1 mean +- std over the complete seeds)."""
+    lines = ["| setting | method | test macro-F1 (mean ± std) | min - max | FE / steps | "
+             "search CPU s | search wall s |", "|---|---|---|---|---|---|---|"]
+    names = {"pretrained": "pre-trained (Adam, early-stopped)", "blocked": "blocked (no search)",
+             "hbde": "HBDE", "adam": "Adam continued", "random-blocks": "DE on random blocks",
+             "hbde-rescore": "HBDE, parents re-scored (diagnostic)"}
+    for setting, s in res["settings"].items():
+        t = s["table"]
+        for key in ("pretrained", "blocked", *METHODS, *EXTRA):
+            if key not in t:
+                continue
+            r = t[key]
+            work = ""
+            if key in METHODS or key in EXTRA:
+                fe = r.get("function_evaluations") or []
+                if key == "adam":
+                    fe = r["steps"]
+                work = f"{min(fe):,}-{max(fe):,}" if fe and None not in fe else ""
+            cpu = r.get("search_cpu_seconds")
+            wall = r.get("search_wall_seconds")
+            lines.append(
+                f"| {setting} (n={r['n']}) | {names[key]} | {100 * r['mean']:.2f} ± "
+                f"{100 * r['std']:.2f} % | {100 * r['min']:.2f} - {100 * r['max']:.2f} | {work} | "
+                + (f"{statistics.fmean(cpu):.1f}" if cpu else "") + " | "
+                + (f"{statistics.fmean(wall):.1f}" if wall else "") + " |")
+    return "\n".join(lines)
+
+
 def plot(res: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     colors = {"hbde": "C0", "adam": "C1", "random-blocks": "C2", "hbde-rescore": "C3"}
     styles = ["-", "--", ":", "-."]
     for ax, (setting, s) in zip(axes, res["settings"].items(), strict=False):
@@ -383,7 +416,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("test macro-F1 (%)")
         ax.grid(alpha=0.3)
         if s["runs"]:
-            ax.legend(fontsize=7, ncol=3, loc="lower right")
+            ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -399,6 +432,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "hbde_claim")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/hbde_claim.json")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--markdown", action="store_true",
+                    help="with --report-only: print the claim table as Markdown")
     ap.add_argument("--diagnose", action="store_true",
                     help="with --report-only: measure the initial population's reach "
                          "(spread.json) for every pre-trained model")
@@ -420,6 +455,8 @@ def main() -> None:
                     atomic_write_json(d / "spread.json", spread(
                         data, torch.load(d / "pretrain.pt", weights_only=False)))
         report()
+        if args.markdown:
+            print(markdown(json.loads(args.json.read_text())))
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     for setting in args.settings.split(","):

@@ -296,7 +296,8 @@ def search_depth(model: MultiScaleAutoencoder, depth: int, data: dict[str, torch
                     t.copy_(torch.minimum(t, _masked_quantile(a.detach(), present,
                                                               config.t_quantile)))
             if progress is not None:
-                progress.advance(1, depth=depth, mse=float(mse.min()), t=float(t.max()))
+                progress.advance(1, depth=depth, mse=float(mse.detach().min()),
+                                 t=float(t.detach().max()))
         seconds = time.perf_counter() - start
         results = [_finish_depth(model, depth, z[r].detach(), float(t[r].detach()), data,
                                  float(initial[r]), float(c[r]), seconds) for r in range(R)]
