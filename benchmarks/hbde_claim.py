@@ -9,8 +9,10 @@ Setting (CPU budget, stated in the results JSON):
 
 - Model: a small CNN, conv3x3(1->16)-ReLU-maxpool, conv3x3(16->32)-ReLU-maxpool,
   linear(1568->128)-ReLU, linear(128->10): 206,922 parameters, ~1.2 MMAC per image. The
-  reference code's ResNet-18 (11.2M parameters, ~0.56 GMAC per 32x32 image) costs ~20 s of one
-  CPU core per HBDE generation (NP 100 x 128 images); 18 runs of a useful length need GPU hours.
+  reference code's ResNet-18 (11.2M parameters, 37 MMAC per 32x32 image with its ImageNet stem)
+  costs ~12 s of one CPU core per HBDE generation (NP 100 x 128 images, 8.2 evaluations per
+  CPU-second in hbde_throughput_cpu_resnet18.json) against ~1.5 s for this CNN; 18 runs of a
+  useful length need a GPU.
   This CNN keeps the paper's premise (D >> D' = the non-empty of 10,000 bins) at ~15 ms per
   evaluation.
 - Pre-training: Adam lr 1e-3 (the paper's recipe), batch 128, cross-entropy; early stopping on

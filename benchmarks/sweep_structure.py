@@ -125,10 +125,23 @@ def main() -> None:
     ap.add_argument("--kill-after", type=int, default=3, help="finished trials before SIGKILL")
     ap.add_argument("--runs", type=Path, default=Path("/work/runs/i14/bench_structure"))
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--only-kill", action="store_true",
+                    help="run only the kill-and-resume part (its own --epochs) and add it to "
+                         "the results file")
     args = ap.parse_args()
-    shutil.rmtree(args.runs, ignore_errors=True)
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / "sweep_structure.json"
+    if args.only_kill:
+        shutil.rmtree(args.runs / "killed", ignore_errors=True)
+        res = json.loads(path.read_text())
+        kill = kill_and_resume(args.runs / "killed", args)
+        res["kill_and_resume"] = {"epochs": args.epochs, "command": " ".join(
+            sweep_cmd(Path("OUT"), args, "--workers", "2")), **kill}
+        path.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"killed after {len(kill['finished_before_kill'])} finished, re-run on resume: "
+              f"{kill['finished_trials_rerun']}; wrote {path}")
+        return
+    shutil.rmtree(args.runs, ignore_errors=True)
     out: dict[str, Any] = {
         "benchmark": "sweep_structure",
         "command": " ".join(sweep_cmd(Path("OUT"), args, "<--in-process | --workers 2>")),
