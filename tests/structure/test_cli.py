@@ -186,3 +186,24 @@ def test_a_short_run_says_its_bits_are_undecided(cli, tmp_path):
     assert s["steps_to_decide"] == int(np.ceil(2 * steps_to_decide(1 / d, 2**-4, 1 / d)))
     line = next(ln for ln in r.output.splitlines() if ln.startswith("warning: only"))
     assert "coin flip" in line and f"{s['steps_to_decide']:,} steps" in line
+
+
+def test_steps_to_decide_is_taken_at_the_median_bit_cost():
+    """With costs c_i the penalty on bit i is eps * c_i (eps = eps0 / max c); the reported
+    schedule is twice the drift time of the median-cost bit, and a simulation with tied losses
+    (penalty only) switches such bits off at that drift time -- not max(c) times later."""
+    from archopt.structure import SNG
+    from archopt.structure.run import decision_report
+    from archopt.structure.sng import steps_to_decide
+
+    costs = [2.0, 2.0, 2.0, 8.0, 8.0]
+    opt = SNG(5, penalty=2**-1, costs=costs, seed=0)
+    margin = opt.dist.margin
+    t_rule = steps_to_decide(opt.eta, 2**-1 * 2 / 8, margin)  # a cost-2 (median) bit
+    assert decision_report(opt, 0)["steps_to_decide"] == int(np.ceil(2 * t_rule))
+    for step in range(int(np.ceil(t_rule))):
+        masks = opt.ask()
+        opt.tell(masks, np.ones(len(masks)))
+        if step == int(0.8 * t_rule):
+            assert (opt.theta[:3] > margin + 0.05).all()  # not yet
+    assert (opt.theta[:3] <= margin + 0.05 + 1e-9).all()

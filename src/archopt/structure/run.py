@@ -242,13 +242,16 @@ def decision_report(opt: Any, steps: int) -> dict[str, Any]:
     half are: ``M*`` is then close to a coin flip per bit), and for SNG with a positive penalty
     ``steps_to_decide``: twice the penalty's drift time
     (:func:`~archopt.structure.sng.steps_to_decide`), the iterations after which a useless bit
-    ends switched off."""
+    ends switched off. A bit's penalty coefficient is ``eps * c_i``; the rule is taken at the
+    median cost (every bit alike for units, c_i = 1; for DenseNet connections the costs span
+    an order of magnitude and ``eps = eps0 / max(c)`` alone would overstate T by ``max(c)``)."""
     frac = opt.decided_fraction()
     out: dict[str, Any] = {"decided_fraction": frac, "undecided": frac < 0.5,
                            "decided_tolerance": DECIDED_TOL}
     eta = getattr(opt, "eta", None)
     if eta is not None and opt.eps > 0:
-        t = 2 * steps_to_decide(eta, opt.eps, getattr(opt.dist, "margin", 0.0))
+        eps_bit = opt.eps * float(np.median(opt.costs))
+        t = 2 * steps_to_decide(eta, eps_bit, getattr(opt.dist, "margin", 0.0))
         out.update({"steps_to_decide": math.ceil(t), "steps_taken": steps})
     return out
 
