@@ -274,8 +274,8 @@ def plot(method: list[dict], random: list[dict], full: list[dict], path: Path) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--penalties", default="2^-2,2^-3,2^-4,2^-5,0")
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--penalties", default="2^-1,2^-2,2^-3,2^-4,2^-5,0")
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--full-seeds", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--layers", type=int, default=4)
