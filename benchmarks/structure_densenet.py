@@ -76,9 +76,11 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                  for p in args.penalties.split(",")]
         if s in seeds[:args.full_seeds]:
             runs.append({"kind": "full", "seed": s, "name": f"full_s{s}"})
+    methods = [r for r in runs if r["kind"] == "method"]
     runs += [{"kind": "random", "of": r["name"], "seed": r["seed"],
-              "name": f"random_{r['name'][len('method_'):]}"}
-             for r in runs if r["kind"] == "method"]
+              "name": f"random_{r['name'][len('method_'):]}"} for r in methods]
+    runs += [{"kind": "retrain", "of": r["name"], "seed": r["seed"],
+              "name": f"retrain_{r['name'][len('method_'):]}"} for r in methods]
     return runs
 
 
@@ -132,6 +134,10 @@ def run_one(r: dict[str, Any], args: argparse.Namespace, spec: dict[str, Any]) -
         if r["kind"] == "full":
             mask, draws = np.ones(sum(s.size for s in sup.sites), dtype=bool), 0
             target = 1.0
+        elif r["kind"] == "retrain":  # the method's own M*, trained from scratch as random is
+            st = read_json(args.runs / r["of"] / "structure.json")
+            mask, draws = np.asarray(st["canonical"], dtype=bool), 0
+            target = float(read_json(args.runs / f"{r['of']}.json")["weight_usage_rate"])
         else:
             target = float(read_json(args.runs / f"{r['of']}.json")["weight_usage_rate"])
             mask, _, draws = random_mask(sup, target, 1000 + r["seed"], args.usage_tol)
@@ -163,11 +169,12 @@ def worker(args: argparse.Namespace) -> None:
         pending = [r for r in plan(args) if not (args.runs / f"{r['name']}.json").exists()]
         if not pending:
             return
-        # a random-selection run whose method run is done comes first: it completes a pair
-        pending.sort(key=lambda r: r["kind"] != "random")
+        # a random-selection run whose method run is done comes first (it completes a pair),
+        # then the retraining of that method run's M*
+        pending.sort(key=lambda r: {"random": 0, "retrain": 1}.get(r["kind"], 2))
         ran = False
         for r in pending:
-            if r["kind"] == "random":
+            if r["kind"] in ("random", "retrain"):
                 of = args.runs / f"{r['of']}.json"
                 if not of.exists():
                     continue
@@ -199,23 +206,34 @@ def collect(args: argparse.Namespace) -> None:
     method = [r for r in rows.values() if r["kind"] == "method"
               and r.get("weight_usage_rate") is not None]
     random = [r for r in rows.values() if r["kind"] == "random" and "skipped" not in r]
+    retrain = [r for r in rows.values() if r["kind"] == "retrain" and "skipped" not in r]
     full = [r for r in rows.values() if r["kind"] == "full"]
     pairs = []
     for m in sorted(method, key=lambda r: r["weight_usage_rate"]):
         rnd = rows.get(f"random_{m['name'][len('method_'):]}")
         if rnd is None or "skipped" in rnd:
             continue
+        ret = rows.get(f"retrain_{m['name'][len('method_'):]}")
+        ret_err = ret["test_error"] if ret is not None and "skipped" not in ret else None
         pairs.append({"name": m["name"], "label": m["label"], "seed": m["seed"],
                       "usage": m["weight_usage_rate"], "random_usage": rnd["weight_usage_rate"],
                       "method_error": m["test_error"], "random_error": rnd["test_error"],
-                      "random_minus_method_points": 100 * (rnd["test_error"] - m["test_error"])})
+                      "retrained_mstar_error": ret_err,
+                      "random_minus_method_points": 100 * (rnd["test_error"] - m["test_error"]),
+                      "random_minus_retrained_points": None if ret_err is None
+                      else 100 * (rnd["test_error"] - ret_err)})
 
     def band(lo: float, hi: float) -> dict[str, Any]:
         sel = [p for p in pairs if lo <= p["usage"] < hi]
         diffs = [p["random_minus_method_points"] for p in sel]
+        rdiffs = [p["random_minus_retrained_points"] for p in sel
+                  if p["random_minus_retrained_points"] is not None]
         return {"usage_range": [lo, hi], "pairs": len(sel),
                 "method_wins": sum(d > 0 for d in diffs),
-                "median_random_minus_method_points": statistics.median(diffs) if diffs else None}
+                "median_random_minus_method_points": statistics.median(diffs) if diffs else None,
+                "retrained_pairs": len(rdiffs), "retrained_wins": sum(d > 0 for d in rdiffs),
+                "median_random_minus_retrained_points":
+                    statistics.median(rdiffs) if rdiffs else None}
 
     full_err = statistics.median([r["test_error"] for r in full]) if full else None
     spec = make_spec(args)
@@ -238,14 +256,15 @@ def collect(args: argparse.Namespace) -> None:
         "pairs": pairs, "runs": sorted(rows.values(), key=lambda r: r["name"])}
     args.results.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results / "structure_densenet.json", result)
-    plot(method, random, full, args.results / "structure_densenet.png")
+    plot(method, random, retrain, full, args.results / "structure_densenet.png")
     for b in result["bands"]:
         print(b)
     for p in pairs:
         print(p)
 
 
-def plot(method: list[dict], random: list[dict], full: list[dict], path: Path) -> None:
+def plot(method: list[dict], random: list[dict], retrain: list[dict], full: list[dict],
+         path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -254,6 +273,9 @@ def plot(method: list[dict], random: list[dict], full: list[dict], path: Path) -
     ax.scatter([100 * r["weight_usage_rate"] for r in random],
                [100 * r["test_error"] for r in random], marker="x", color="tab:gray",
                label="random selection (matched usage)")
+    ax.scatter([100 * r["weight_usage_rate"] for r in retrain],
+               [100 * r["test_error"] for r in retrain], marker="+", color="tab:green",
+               label="proposed M*, retrained from scratch as random")
     ax.scatter([100 * r["weight_usage_rate"] for r in method],
                [100 * r["test_error"] for r in method], color="tab:red",
                label="proposed (SNG, eta = 1/d)")
