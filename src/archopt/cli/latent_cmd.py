@@ -105,7 +105,8 @@ def train_cmd(
                          "shipped ones) | paper (the paper's CNNs and schedule) | small | tiny.")
     ] = "auto",
     steps: Annotated[int | None, typer.Option(
-        "--steps", help="Total training batches (cpu preset: 25,000; paper: 150,001 x 10).")
+        "--steps",
+        help="Total training batches (cpu preset: 100,000, ~55 CPU-minutes; paper: 150,001 x 10).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="MLPs per batch.")] = 32,
     lr: Annotated[float | None, typer.Option(

@@ -59,8 +59,9 @@ __all__ = [
 
 CHECKPOINT = "autoencoder.pt"
 #: Steps of the CPU preset's schedule (``archopt latent train`` with the defaults; the shipped
-#: autoencoders were trained with it: ~16 CPU-minutes on one thread).
-CPU_STEPS = 25_000
+#: sigmoid autoencoder was trained with it: 55 CPU-minutes on one thread; the shipped
+#: leaky-ReLU one with ``--steps 25000``, 14 CPU-minutes).
+CPU_STEPS = 100_000
 #: The paper's scale: 150,001 batches x 10 epochs.
 PAPER_STEPS = 150_001 * 10
 _FORMAT = "archopt.latent.autoencoder/1"
