@@ -16,7 +16,14 @@ this machine even with a stride-2 stem (the paper's 4.7e5 iterations would take 
 per run): the network is a DenseNet-16 (3 blocks x 4 layers, growth 12, stem 16 channels with
 stride 2, so the blocks run at 14x14 / 7x7 / 3x3 on Fashion-MNIST's 28x28; d = 45), trained for
 ``--epochs`` 4 of Fashion-MNIST at batch 32 (7,500 iterations = 167 d; the paper: 1,717 d).
-Fashion-MNIST stands in for CIFAR-10 (not on these machines).
+Fashion-MNIST stands in for CIFAR-10 (not on these machines). The grid is the paper's upper
+half, 2^-2 .. 2^-5 and 0, plus 2^-1 (beyond the paper's grid) because at d = 45 the paper's
+2^-2 keeps ~33 % of the weights where the paper's d = 273 network kept 15.8 %.
+
+Two diagnostics beyond the paper, to tell the structure from its one-shot weights: each
+method run's M* retrained from scratch with the baselines' recipe (``retrain_*``: same
+structure, same iterations, batch 64), and M*'s test error after re-estimating its BatchNorm
+statistics under M* alone (``bn_recalibrated_error``, computed by ``--collect``).
 
 Resumable and shardable: each run's summary is kept in ``--runs/<name>/`` and skipped when
 complete; several processes share the plan through file locks (a random-selection run waits
