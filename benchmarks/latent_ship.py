@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,15 @@ def _index_update(path: Path) -> Iterator[dict[str, Any]]:
         index: dict[str, Any] = read_json(path) if path.exists() else {}
         yield index
         atomic_write_json(path, index)
+
+
+def val_trajectory(run: Path) -> list[dict[str, Any]]:
+    """The training run's periodic validation (``metrics.jsonl`` rows holding ``val_mdpe``):
+    step, encoder MdPE (ours, float32) and the fraction of MLPs beating their constant."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+            if '"val_mdpe"' in line]
+    return [{"step": r["step"], "val_mdpe": r["val_mdpe"],
+             "beats_constant": r.get("beats_constant")} for r in rows]
 
 
 def main() -> None:
@@ -70,6 +80,7 @@ def main() -> None:
         with _index_update(index_path) as index:
             index[act] = entry
         rows.append({"activation": act, **{k: v for k, v in entry.items() if k != "validation"},
+                     "val_trajectory": val_trajectory(run),
                      "shipped_float16": entry["validation"],
                      "trained_float32": {k: summary.get(k) for k in _KEEP}})
         print(f"{act}: {entry['bytes']} bytes, val MdPE {shipped['val_mdpe']:.2f} % (constant "

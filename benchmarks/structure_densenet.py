@@ -11,11 +11,12 @@ batch 64 vs 300 at batch 32); random selection = "repeatedly sample M such that 
 rate becomes the target percentage, then train the fixed network" (one target per method run:
 its own usage, same seed).
 
-What is scaled, because DenseNet-40 (d = 273) costs 350 ms per SNG iteration on one core of
-this machine even with a stride-2 stem (the paper's 4.7e5 iterations would take 46 CPU-hours
-per run): the network is a DenseNet-16 (3 blocks x 4 layers, growth 12, stem 16 channels with
-stride 2, so the blocks run at 14x14 / 7x7 / 3x3 on Fashion-MNIST's 28x28; d = 45), trained for
-``--epochs`` 4 of Fashion-MNIST at batch 32 (7,500 iterations = 167 d; the paper: 1,717 d).
+What is scaled, because DenseNet-40 (d = 273) costs 387 ms per SNG iteration on one core of this
+machine even with a stride-2 stem (``--time-step``: the paper's 4.7e5 iterations would take 51
+CPU-hours per run): the network is a DenseNet-16 (3 blocks x 4 layers, growth 12, stem 16
+channels with stride 2, so the blocks run at 14x14 / 7x7 / 3x3 on Fashion-MNIST's 28x28; d =
+45), trained for ``--epochs`` 4 of Fashion-MNIST at batch 32 (7,500 iterations = 167 d; the
+paper: 1,717 d).
 Fashion-MNIST stands in for CIFAR-10 (not on these machines). The grid is the paper's upper
 half, 2^-2 .. 2^-5 and 0, plus 2^-1 (beyond the paper's grid) because at d = 45 the paper's
 2^-2 keeps ~33 % of the weights where the paper's d = 273 network kept 15.8 %.
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 
 from archopt.data import load_dataset
+from archopt.data.dataset import normalize
 from archopt.errors import InvalidSpec
 from archopt.runs import atomic_write_json, read_json
 from archopt.spaces import load_spec
@@ -92,12 +94,12 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def random_mask(sup: MaskedDenseNet, target: float, seed: int, tol: float,
-                tries: int = 20000) -> tuple[np.ndarray, dict[str, Any], int]:
+                tries: int = 20000) -> tuple[np.ndarray, int]:
     """A connection mask drawn at random whose weight usage rate is within ``tol`` of
     ``target``: Bernoulli(p) draws, p set by bisection on the mean usage, rejected until close.
-    Returns (mask (d,) bool canonical, its weight_usage dict, draws)."""
+    Returns (mask (d,) bool canonical, draws)."""
     rng = np.random.default_rng(seed)
-    d = sum(s.size for s in sup.sites)
+    d = sup.d
 
     def usage(m: np.ndarray) -> float | None:
         try:
@@ -116,8 +118,7 @@ def random_mask(sup: MaskedDenseNet, target: float, seed: int, tol: float,
         m = rng.random(d) < p
         u = usage(m)
         if u is not None and abs(u - target) <= tol:
-            canon = sup.canonical(m[None])[0]
-            return canon, weight_usage(sup, canon[None]), k
+            return sup.canonical(m[None])[0], k
     raise RuntimeError(f"no random mask within {tol} of usage {target} in {tries} draws")
 
 
@@ -139,7 +140,7 @@ def run_one(r: dict[str, Any], args: argparse.Namespace, spec: dict[str, Any]) -
         ds = load_dataset("fashion-mnist")
         sup = MaskedDenseNet(adapt(load_spec(spec), ds))  # type: ignore[arg-type]
         if r["kind"] == "full":
-            mask, draws = np.ones(sum(s.size for s in sup.sites), dtype=bool), 0
+            mask, draws = np.ones(sup.d, dtype=bool), 0
             target = 1.0
         elif r["kind"] == "retrain":  # the method's own M*, trained from scratch as random is
             st = read_json(args.runs / r["of"] / "structure.json")
@@ -147,7 +148,7 @@ def run_one(r: dict[str, Any], args: argparse.Namespace, spec: dict[str, Any]) -
             target = float(read_json(args.runs / f"{r['of']}.json")["weight_usage_rate"])
         else:
             target = float(read_json(args.runs / f"{r['of']}.json")["weight_usage_rate"])
-            mask, _, draws = random_mask(sup, target, 1000 + r["seed"], args.usage_tol)
+            mask, draws = random_mask(sup, target, 1000 + r["seed"], args.usage_tol)
         use = weight_usage(sup, mask[None])
         fixed = sup.compact_spec(mask[None])
         tc = default_train_config(TASK, epochs=2 * args.epochs, batch_size=64, seed=r["seed"],
@@ -186,11 +187,9 @@ def recalibrated_error(run: Path, ds: Any, batches: int = 100, batch_size: int =
             m.momentum = None
     g = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(ds.train_y), generator=g)[:batches * batch_size]
-    mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
-    std = torch.tensor(ds.std).view(1, -1, 1, 1)
     model.train()
     for b in idx.split(batch_size):
-        model((ds.train_x[b].float() / 255.0 - mean) / std)
+        model(normalize(ds.train_x[b], ds.mean, ds.std))
     model.eval()
     r = evaluate(model, ds.test_x, ds.test_y, mean=ds.mean, std=ds.std,
                  num_classes=ds.num_classes, batch_size=1000)
@@ -335,6 +334,36 @@ def plot(method: list[dict], random: list[dict], retrain: list[dict], full: list
     fig.savefig(path, dpi=120)
 
 
+def time_step(args: argparse.Namespace) -> None:
+    """Cost of one SNG iteration (lambda = 2, batch 32, the real training loop) of DenseNet-40
+    (the paper's network, with this script's stride-2 stem) and of the DenseNet-16 used here:
+    ``--time-steps`` iterations of one epoch, one thread. Writes
+    ``benchmarks/results/structure_densenet_step.json``."""
+    import tempfile
+
+    rows = []
+    for layers in (12, args.layers):
+        spec = make_spec(argparse.Namespace(**{**vars(args), "layers": layers}))
+        sc = StructureConfig(optimizer="sng", max_steps_per_epoch=args.time_steps,
+                             test_subset=500)
+        tc = default_train_config(TASK, epochs=1, seed=0, device="cpu")
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                s = run_structure(TASK, "fashion-mnist", out=tmp, structure=sc, train=tc,
+                                  space=spec, latency=False, progress=False)
+            except InvalidSpec:  # a coin-flip M* may disconnect; the timing is in the summary
+                s = read_json(Path(tmp) / "summary.json")
+        rows.append({"network": spec["name"], "layers_per_block": layers, "d": s["d"],
+                     "params_full": load_spec(spec).params(), "steps": s["steps"],
+                     "seconds_per_step_ms": s["seconds_per_step_ms"],
+                     "paper_iterations_cpu_hours": 4.7e5 * s["seconds_per_step_ms"] / 3.6e6})
+        print(rows[-1], flush=True)
+    atomic_write_json(args.results / "structure_densenet_step.json", {
+        "benchmark": "structure_densenet_step (one SNG iteration, lambda 2, batch 32)",
+        "dataset": "fashion-mnist", "threads": torch.get_num_threads(),
+        "load_average": os.getloadavg(), "machine": platform.platform(), "runs": rows})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--penalties", default="2^-1,2^-2,2^-3,2^-4,2^-5,0")
@@ -349,9 +378,14 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("runs/structure_densenet"))
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--collect", action="store_true")
+    ap.add_argument("--time-step", action="store_true",
+                    help="time one iteration of DenseNet-40 and of --layers; no runs")
+    ap.add_argument("--time-steps", type=int, default=40)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("ARCHOPT_THREADS", "1")))
-    if args.collect:
+    if args.time_step:
+        time_step(args)
+    elif args.collect:
         collect(args)
     else:
         worker(args)
