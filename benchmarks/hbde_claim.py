@@ -44,6 +44,8 @@ Setting (CPU budget, stated in the results JSON):
 - Settings: ``balanced`` (Fashion-MNIST as is) and ``imbalanced``: a seeded subsample (seed
   ``IMBALANCE_SEED``) keeping round(n_c * 10^(-c/9)) images of class c in both splits, so class 0
   keeps all 6,000 training images and class 9 keeps 600 (10:1, geometric in between).
+  ``longtail`` (used by refine_compare.py): the same with ratio 100, round(n_c * 100^(-c/9))
+  (class 9 keeps 60; the exponential profile of CIFAR-10-LT, Cui et al. 2019).
 - Test macro-F1 over the (possibly imbalanced) test split; mean and spread over the seeds.
 
 Resumable: each pre-training and each run writes its JSON atomically under ``--work``; a run
@@ -83,6 +85,8 @@ SPLIT_SEED = 0
 METHODS = ("hbde", "adam", "random-blocks")
 #: optional diagnostics (``--extra``), same budget, not part of the claim's table of 3 methods
 EXTRA = ("hbde-rescore",)
+#: imbalance ratio (largest : smallest class) of each imbalanced setting
+RATIOS = {"imbalanced": 10.0, "longtail": 100.0}
 
 
 def small_cnn() -> nn.Module:
@@ -92,11 +96,12 @@ def small_cnn() -> nn.Module:
         nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def _keep(y: torch.Tensor, num_classes: int, g: torch.Generator) -> torch.Tensor:
+def _keep(y: torch.Tensor, num_classes: int, g: torch.Generator,
+          ratio: float = 10.0) -> torch.Tensor:
     idx = []
     for c in range(num_classes):
         members = torch.nonzero(y == c).flatten()
-        n = round(len(members) * 10 ** (-c / (num_classes - 1)))
+        n = round(len(members) * ratio ** (-c / (num_classes - 1)))
         idx.append(members[torch.randperm(len(members), generator=g)[:n]])
     return torch.cat(idx).sort().values
 
@@ -105,9 +110,10 @@ def make_data(setting: str) -> tuple[ImageDataset, tuple[torch.Tensor, torch.Ten
     """(dataset whose train split is the training part, (val_x, val_y) hold-out)."""
     ds = load_dataset("fashion-mnist")
     tx, ty, sx, sy = ds.train_x, ds.train_y, ds.test_x, ds.test_y
-    if setting == "imbalanced":
+    if setting in RATIOS:
         g = torch.Generator().manual_seed(IMBALANCE_SEED)
-        keep_tr, keep_te = _keep(ty, ds.num_classes, g), _keep(sy, ds.num_classes, g)
+        r = RATIOS[setting]
+        keep_tr, keep_te = _keep(ty, ds.num_classes, g, r), _keep(sy, ds.num_classes, g, r)
         tx, ty, sx, sy = tx[keep_tr], ty[keep_tr], sx[keep_te], sy[keep_te]
     elif setting != "balanced":
         raise SystemExit(f"unknown setting {setting!r}")
@@ -182,8 +188,10 @@ def run_de(data: ImageDataset, pre: dict[str, Any], seed: int, seconds: float,
     return {**{k: s[k] for k in keep}, "config": cfg.to_dict(), "curve": curve}
 
 
-def run_adam(data: ImageDataset, pre: dict[str, Any], seed: int, seconds: float
-             ) -> dict[str, Any]:
+def run_adam(data: ImageDataset, pre: dict[str, Any], seed: int, seconds: float,
+             keep: dict[str, nn.Module] | None = None) -> dict[str, Any]:
+    """Adam continued for ``seconds`` CPU seconds of steps; the trained net goes in
+    ``keep["net"]`` when ``keep`` is given."""
     torch.manual_seed(seed)
     net = small_cnn()
     net.load_state_dict(pre["model"])
@@ -215,6 +223,8 @@ def run_adam(data: ImageDataset, pre: dict[str, Any], seed: int, seconds: float
             if cpu >= seconds:
                 break
         epoch += 1
+    if keep is not None:
+        keep["net"] = net.eval()
     return {"metric_before": start, "metric_after": curve[-1][1], "steps": steps,
             "epochs": round(steps * 128 / len(data.train_y), 3), "lr": 1e-3,
             "search_seconds": round(wall, 3), "search_cpu_seconds": round(cpu, 3),

@@ -1,5 +1,6 @@
-"""``archopt refine CHECKPOINT --data NAME --bins N --population NP --generations G
---super-batch B --metric f1 --out DIR``: HBDE fine-tuning for any metric.
+"""``archopt refine CHECKPOINT --method hbde|logit-adjust|bias --metric f1 --out DIR``: refine a
+trained classifier for a metric (HBDE: ``--bins N --population NP --generations G
+--super-batch B``; logit adjustment: ``--taus``; bias tuning: ``--bias-optimizer``).
 
 Thin: parses options into a :class:`~archopt.refine.RefineConfig`, loads the checkpoint and the
 data, calls :func:`archopt.refine.refine` (and the baselines / the N_bins sweep), prints.
@@ -48,22 +49,47 @@ def _ints(text: str) -> list[int]:
         raise ArchoptError(f"--sweep expects comma-separated integers, got {text!r}") from None
 
 
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ArchoptError(f"--taus expects comma-separated numbers, got {text!r}") from None
+
+
 def _print_summary(s: dict) -> None:
-    m = s["metric"]
-    print_kv(f"{s['method']} on {s['dataset']}", [
-        ("dimensions D", s["dimensions"]), ("blocked dimensions D'", s["blocked_dimensions"]),
-        (f"test {m}: pre-trained", s["metric_before"]),
-        (f"test {m}: blocked", s["metric_after_blocking"]),
-        (f"test {m}: refined", s["metric_after"]),
-        ("function evaluations", s["function_evaluations"]),
-        ("generations", s["generations"]),
-        ("evaluation path", f"{s['evaluation']['path']}"
-                            + (f" (chunk {s['evaluation']['chunk']})"
-                               if s["evaluation"].get("chunk") else "")),
-        ("parents re-scored", s["rescore"]),
-        ("search seconds", s["search_seconds"]), ("seconds", s["seconds"]),
-        ("device", s["device"]),
-    ])
+    m, v = s["metric"], s["validation"]
+    rows: list[tuple[str, Any]] = [
+        (f"validation {m}: before -> after", f"{s['val_metric_before']:.4f} -> "
+                                             f"{s['val_metric_after']:.4f}"),
+        (f"test {m}: before -> after", f"{s['metric_before']:.4f} -> {s['metric_after']:.4f}"),
+        ("validation split", f"{v['size']} images, {v['source']}"
+                             + (f" (fraction {v['fraction']}, seed {v['seed']})"
+                                if v["source"] == "held-out" else "")),
+        ("function evaluations", s["function_evaluations"])]
+    adj = s.get("adjustment")
+    if adj is not None:
+        if "tau" in adj:
+            rows.append(("tau", adj["tau"]))
+        else:
+            rows.append(("optimizer", f"{adj['optimizer']} (bound {adj['bound']:.3g}, "
+                                      f"{'accepted' if adj['accepted'] else 'kept identity'})"))
+        rows.append(("offsets folded into", adj["folded_into"]))
+    else:
+        rows += [
+            ("dimensions D -> D'", f"{s['dimensions']:,} -> {s['blocked_dimensions']:,}"),
+            (f"test {m}: blocked", s["metric_after_blocking"]),
+            ("generations", s["generations"]),
+            ("evaluation path", f"{s['evaluation']['path']}"
+                                + (f" (chunk {s['evaluation']['chunk']})"
+                                   if s["evaluation"].get("chunk") else "")),
+            ("parents re-scored", s["rescore"]),
+            ("variant (ours)", ", ".join(f"{k}={x}" for k, x in s["variant"].items()) or
+             "none (published)")]
+    rows += [("search CPU seconds", s["search_cpu_seconds"]), ("seconds", s["seconds"]),
+             ("device", s["device"])]
+    print_kv(f"{s['method']} on {s['dataset']}", rows)
     if s.get("baselines"):
         print_table(f"baselines (equal search time, test {m})",
                     ["baseline", m, "seconds", "FE / steps"],
@@ -93,7 +119,7 @@ def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, seeds: str,
         finish_sweep(t["rows"], [t["runner"]], "", quiet=True)
         return
     m = t["metric"]
-    print_table(f"HBDE per seed (test {m})", ["seed", "pre-trained", "blocked", "refined",
+    print_table(f"{cfg.method} per seed (test {m})", ["seed", "pre-trained", "blocked", "refined",
                                               "FE", "search s"],
                 [(r.get("seed"), r.get("metric_before"), r.get("metric_after_blocking"),
                   r.get("metric_after"), r.get("function_evaluations"),
@@ -110,6 +136,26 @@ def register(app: typer.Typer) -> None:
     def refine_cmd(
         checkpoint: CheckpointArg,
         out: OutOpt,
+        method: Annotated[str, typer.Option(
+            "--method", help="hbde (the paper) | logit-adjust (Menon et al. 2021, tau on the "
+                             "validation split) | bias (per-class output biases tuned on the "
+                             "validation split).")] = "hbde",
+        val_fraction: Annotated[float, typer.Option(
+            "--val-fraction", help="Stratified share of the training split held out as the "
+                                   "validation split (every method).")] = 0.1,
+        val_seed: Annotated[int, typer.Option(
+            "--val-seed", help="Seed of the validation hold-out.")] = 0,
+        taus: Annotated[str | None, typer.Option(
+            "--taus", help="logit-adjust: comma-separated tau grid [default: 0,0.25,...,3].")
+        ] = None,
+        bias_optimizer: Annotated[str, typer.Option(
+            "--bias-optimizer", help="bias: differential-evolution (scipy) | cma (needs "
+                                     "archopt[cma]).")] = "differential-evolution",
+        bias_evaluations: Annotated[int, typer.Option(
+            "--bias-evaluations", help="bias: offsets scored by the optimiser.")] = 15_000,
+        bias_bound: Annotated[float | None, typer.Option(
+            "--bias-bound", help="bias: search box +-bound in logit units [default: 2 x the "
+                                 "std of the validation logits].")] = None,
         data: Annotated[str | None, typer.Option(
             "--data", help="Dataset name [default: the checkpoint's].")] = None,
         data_dir: DataDirOpt = None,
@@ -133,7 +179,17 @@ def register(app: typer.Typer) -> None:
         init_range: Annotated[str, typer.Option(
             "--init-range", help="bin (over each block's bin width: every block can move) | "
                                  "members (range of its parameters; one-member blocks never "
-                                 "move).")] = "bin",
+                                 "move) | layer (ours: +- --init-spread x its tensors' std)."
+        )] = "bin",
+        init_spread: Annotated[float, typer.Option(
+            "--init-spread", help="With --init-range layer: the multiple of the tensors' "
+                                  "standard deviation.")] = 1.0,
+        bias_genes: Annotated[bool, typer.Option(
+            "--bias-genes/--no-bias-genes", help="Ours: one gene per output bias beside the "
+                                                 "blocks.")] = False,
+        bias_gene_range: Annotated[float, typer.Option(
+            "--bias-gene-range", help="With --bias-genes: initial range +- this (logits).")
+        ] = 1.0,
         eval_every: Annotated[int, typer.Option(
             "--eval-every", help="Test metric of the best every k generations.")] = 10,
         eval_path: Annotated[str, typer.Option(
@@ -167,11 +223,13 @@ def register(app: typer.Typer) -> None:
         threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
-        """Fine-tune a trained classifier with HBDE (histogram blocking + differential
-        evolution) for any metric; write OUT/{summary.json, metrics.jsonl, checkpoint.pt,
-        convergence.png, config.json}. With --seeds: one run per seed in OUT/seed_<k>/ as
-        Ray tasks (--workers, --address) or in this process without Ray, and OUT/sweep.json
-        (the table), grid.json, status.json; rerunning resumes; exit 1 when a seed failed."""
+        """Refine a trained classifier for a metric: HBDE (histogram blocking + differential
+        evolution, the paper), post-hoc logit adjustment or per-class bias tuning on a
+        validation split held out of the training split; write OUT/{summary.json,
+        metrics.jsonl, checkpoint.pt, convergence.png, config.json}. With --seeds: one run
+        per seed in OUT/seed_<k>/ as Ray tasks (--workers, --address) or in this process
+        without Ray, and OUT/sweep.json (the table), grid.json, status.json; rerunning
+        resumes; exit 1 when a seed failed."""
         from archopt.data import load_dataset
         from archopt.locking import lock_folder
         from archopt.refine import RefineConfig, load_source, refine, run_baselines
@@ -181,7 +239,11 @@ def register(app: typer.Typer) -> None:
         use_threads(threads)
         src = load_source(checkpoint)
         cfg = RefineConfig.from_any(
-            None, n_bins=bins, population=population, generations=generations,
+            None, method=method, val_fraction=val_fraction, val_seed=val_seed,
+            taus=_floats(taus), bias_optimizer=bias_optimizer,
+            bias_evaluations=bias_evaluations, bias_bound=bias_bound,
+            init_spread=init_spread, bias_genes=bias_genes, bias_gene_range=bias_gene_range,
+            n_bins=bins, population=population, generations=generations,
             super_batch=super_batch, metric=metric, F=f_weight, CR=cr, rescore=rescore,
             block_mean_member=block_mean, init_range=init_range, eval_every=eval_every,
             eval_path=eval_path, chunk=chunk, max_seconds=max_seconds, clock=clock,
@@ -190,6 +252,8 @@ def register(app: typer.Typer) -> None:
         if not name:
             raise ArchoptError(f"{checkpoint} names no dataset; pass --data NAME")
         ds = load_dataset(name, data_dir)
+        if cfg.method != "hbde" and (baseline or sweep is not None):
+            raise ArchoptError(f"--baseline and --sweep go with --method hbde, not {cfg.method}")
         if seeds is not None:
             _run_seeds(checkpoint, ds, out, cfg, seeds, baseline, adam_lr, sweep, resume,
                        backend_of(in_process, address), workers, address, threads, json_)

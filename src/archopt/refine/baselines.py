@@ -34,7 +34,9 @@ from archopt.data.loader import BatchLoader
 from archopt.errors import ArchoptError, UnknownName
 from archopt.progress import Progress
 from archopt.refine.config import RefineConfig
-from archopt.refine.loop import RefineResult, Source, load_source, refine
+from archopt.refine.loop import hbde
+from archopt.refine.model_io import RefineResult, Source, load_source
+from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir
 from archopt.runtime import resolve_device, seed_everything
 
@@ -146,6 +148,7 @@ def adam_baseline(model: nn.Module | str | os.PathLike[str] | Source, data: Imag
 def random_blocks_baseline(model: nn.Module | str | os.PathLike[str] | Source,
                            data: ImageDataset, config: RefineConfig, seconds: float, *,
                            out: str | os.PathLike[str] | None = None,
+                           validation: tuple[torch.Tensor, torch.Tensor] | None = None,
                            progress: bool = True) -> dict[str, Any]:
     """DE over random blocks (as many as histogram blocking gives) for ``seconds`` of search.
 
@@ -156,13 +159,15 @@ def random_blocks_baseline(model: nn.Module | str | os.PathLike[str] | Source,
     cfg = RefineConfig(**{**config.to_dict(), "blocks": "random", "generations": None,
                           "max_seconds": float(seconds)})
     resume = out is not None and (Path(out) / "state.pt").is_file()
-    res = refine(model, data, cfg, out=out, resume=resume, progress=progress)
+    res = hbde(model, data, cfg, out=out, validation=validation, resume=resume,
+               progress=progress)
     return res.summary
 
 
 def run_baselines(result: RefineResult, model: nn.Module | str | os.PathLike[str] | Source,
                   data: ImageDataset, names: list[str] | tuple[str, ...], *,
                   adam_lr: float = 1e-4, adam_batch_size: int = 128,
+                  validation: tuple[torch.Tensor, torch.Tensor] | None = None,
                   progress: bool = True) -> dict[str, dict[str, Any]]:
     """Run the named baselines with HBDE's search seconds; add them to the run's summary.
 
@@ -174,12 +179,20 @@ def run_baselines(result: RefineResult, model: nn.Module | str | os.PathLike[str
     rewritten with a ``baselines`` entry (name -> metric_after, FE,
     seconds).
 
-    Raises: UnknownName for a baseline not in :data:`BASELINES`.
+    Adam trains on the training split less the run's validation split (``validation`` as
+    given to the HBDE run, else the same seeded hold-out), as HBDE did.
+
+    Raises: UnknownName for a baseline not in :data:`BASELINES`; ArchoptError for a run that
+        is not HBDE.
     """
     for n in names:
         if n not in BASELINES:
             raise UnknownName(f"unknown baseline {n!r} (known: {', '.join(BASELINES)})")
     cfg = result.config
+    if cfg.method != "hbde":
+        raise ArchoptError(f"the baselines are run beside HBDE, not beside {cfg.method}")
+    train, _ = resolve_validation(data, validation, fraction=cfg.val_fraction,
+                                  seed=cfg.val_seed)
     seconds = float(result.summary["search_cpu_seconds" if cfg.clock == "cpu"
                                    else "search_seconds"])
     base = Path(result.out) / "baselines" if result.out is not None else None
@@ -189,12 +202,13 @@ def run_baselines(result: RefineResult, model: nn.Module | str | os.PathLike[str
         if sub is not None and (sub / ResultDir.SUMMARY).is_file():  # done before: keep it
             s = ResultDir(sub).read_summary()
         elif n == "adam":
-            s = adam_baseline(model, data, seconds, lr=adam_lr, batch_size=adam_batch_size,
+            s = adam_baseline(model, train, seconds, lr=adam_lr, batch_size=adam_batch_size,
                               metric=cfg.metric, seed=cfg.seed, device=cfg.device,
                               eval_batch_size=cfg.eval_batch_size, out=sub, progress=progress,
                               clock=cfg.clock)
         else:
-            s = random_blocks_baseline(model, data, cfg, seconds, out=sub, progress=progress)
+            s = random_blocks_baseline(model, data, cfg, seconds, out=sub, validation=validation,
+                                       progress=progress)
         found[n] = {k: s.get(k) for k in ("metric_after", "metric_after_blocking",
                                           "function_evaluations", "search_seconds",
                                           "search_cpu_seconds", "steps", "generations", "lr")

@@ -19,7 +19,7 @@ The random blocking (the paper's "BDE" baseline) assigns parameters to blocks at
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ __all__ = [
     "histogram_blocking",
     "random_blocking",
     "sweep_bins",
+    "with_own_blocks",
 ]
 
 
@@ -201,6 +202,38 @@ def random_blocking(theta: torch.Tensor, n_blocks: int, seed: int = 0) -> Blocki
     assign = torch.empty(d, dtype=torch.int64)
     assign[perm] = torch.arange(d) % n_blocks
     return _from_assignment(theta, assign, n_blocks, "random", None, None)
+
+
+def with_own_blocks(blocking: Blocking, theta: torch.Tensor, positions: torch.Tensor
+                    ) -> tuple[Blocking, torch.Tensor]:
+    """The same partition, except that the parameters at ``positions`` (k,) leave their blocks
+    and get one block each (appended last, in ``positions`` order); blocks left empty are
+    dropped and the block means are recomputed from ``theta``.
+
+    Used by HBDE's ``bias_genes`` variant (ours): the output layer's biases searched beside the
+    blocks.
+
+    Returns: (the new blocking, origin (D'_new,) int64: the block of ``blocking`` each new block
+        is what remains of, -1 for the own blocks). Histogram blocks keep their ``bin_index``;
+        own blocks get -1 there.
+    Raises: ArchoptError for an empty, out-of-range or repeated ``positions``.
+    """
+    theta = _check_theta(theta)
+    pos = torch.as_tensor(positions, dtype=torch.int64).flatten()
+    d, n, k = blocking.dimensions, blocking.blocked_dimensions, int(pos.numel())
+    if k == 0 or pos.min() < 0 or pos.max() >= d or pos.unique().numel() != k:
+        raise ArchoptError(f"positions must be distinct indices in [0, {d})")
+    assign = blocking.inverse.cpu().clone()
+    assign[pos] = n + torch.arange(k)
+    kept = torch.nonzero(torch.bincount(assign, minlength=n + k)).flatten()
+    new = _from_assignment(theta, assign, n + k, blocking.scheme, blocking.n_bins,
+                           blocking.edges)
+    origin = torch.where(kept < n, kept, torch.full_like(kept, -1))
+    bin_index = None
+    if blocking.bin_index is not None:
+        bin_index = torch.where(kept < n, blocking.bin_index[kept.clamp(max=n - 1)],
+                                torch.full_like(kept, -1))
+    return replace(new, bin_index=bin_index), origin
 
 
 def blocking_cost(theta: torch.Tensor, blocking: Blocking,

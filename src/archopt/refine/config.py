@@ -1,12 +1,16 @@
-"""``RefineConfig``: every option of an HBDE run, validated, with the paper's defaults.
+"""``RefineConfig``: every option of a refine run, validated, with the paper's defaults.
 
-Defaults follow arXiv 2408.07194 and its public code (../specs/hbde.md): N_bins = 10,000,
-NP = 100, F = 0.5, CR = 0.9, DE/rand/1/bin with deferred selection, objective 1 - macro-F1,
-parents not re-scored on the new super-batch.
+``method`` picks the refine method: ``"hbde"`` (default; the paper), ``"logit-adjust"`` (post-hoc
+logit adjustment, Menon et al. 2021) or ``"bias"`` (per-class output biases tuned on the
+validation split). HBDE defaults follow arXiv 2408.07194 and its public code
+(../specs/hbde.md): N_bins = 10,000, NP = 100, F = 0.5, CR = 0.9, DE/rand/1/bin with deferred
+selection, objective 1 - macro-F1, parents not re-scored on the new super-batch. The options
+marked *ours* are variants of this project, not the paper's.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -14,7 +18,14 @@ from pydantic import Field, model_validator
 from archopt.errors import ArchoptError
 from archopt.settings import Settings
 
-__all__ = ["RESUME_IGNORED", "InvalidRefineConfig", "RefineConfig"]
+__all__ = ["DEFAULT_TAUS", "METHODS", "RESUME_IGNORED", "InvalidRefineConfig", "RefineConfig"]
+
+#: The refine methods (``archopt refine --method``).
+METHODS = ("hbde", "logit-adjust", "bias")
+
+#: The logit-adjustment grid: tau = 0 (the identity), 0.25, ..., 3 (Menon et al. use tau = 1
+#: and sweep tau in [0, 3]).
+DEFAULT_TAUS = tuple(0.25 * i for i in range(13))
 
 #: Fields that may change when a run is resumed: they change how a run is observed, where it
 #: runs, or how long it goes on -- not what each generation computes.
@@ -27,9 +38,22 @@ class InvalidRefineConfig(ArchoptError, ValueError):
 
 
 class RefineConfig(Settings):
-    """Options of an HBDE run.
+    """Options of a refine run.
 
     Attributes:
+        method: ``"hbde"`` (the paper), ``"logit-adjust"`` or ``"bias"`` (see
+            :mod:`archopt.refine.posthoc`). The HBDE fields below are ignored by the other two.
+        val_fraction, val_seed: every method holds out this stratified, seeded share of the
+            training split as its validation split unless a split is given
+            (:mod:`archopt.refine.validation`); HBDE and Adam train on the rest.
+        taus: logit adjustment's grid of tau (the one with the best validation metric wins;
+            ties go to the smallest tau; include 0, the identity, to never lose on validation).
+        bias_optimizer: ``"differential-evolution"`` (scipy.optimize.differential_evolution)
+            or ``"cma"`` (CMA-ES from the ``cma`` package, optional extra ``archopt[cma]``).
+        bias_evaluations: function evaluations of the bias search (each one scores K offsets
+            on the cached validation logits).
+        bias_bound: the biases are searched in [-bound, bound] (logit units); None: twice the
+            standard deviation of the validation logits.
         n_bins: histogram bins over [min, max] of the parameters (D' <= n_bins).
         blocks: ``"histogram"`` (HBDE) or ``"random"`` (the BDE baseline: random blocks, as many
             as histogram blocking with ``n_bins`` gives).
@@ -49,7 +73,12 @@ class RefineConfig(Settings):
             the paper's code: a block whose members are equal, e.g. a one-member block, starts
             with one value in every member and can never move) or over its histogram bin's
             width (``"bin"``, default: every block can move; random blocks are widened to the
-            same width). See :func:`archopt.refine.loop.initial_ranges`.
+            same width), or (*ours*) ``"layer"``: block mean +- ``init_spread`` x the standard
+            deviation of the parameter tensors its members belong to (count-weighted). See
+            :func:`archopt.refine.loop.initial_ranges`.
+        init_spread: the multiple of ``init_range="layer"``.
+        bias_genes: (*ours*) the K biases of the output layer leave their histogram blocks and
+            get one gene each, drawn in their value +- ``bias_gene_range`` (logit units).
         order: super-batch order, ``"shuffled"`` (one seeded permutation) or ``"dataset"``.
         eval_every: test metric of the best member every this many generations (and the last).
         eval_batch_size: batch size of whole-split evaluation.
@@ -68,6 +97,13 @@ class RefineConfig(Settings):
     what: ClassVar[str] = "refine config"
     error: ClassVar[type[ArchoptError]] = InvalidRefineConfig
 
+    method: Literal["hbde", "logit-adjust", "bias"] = "hbde"
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    val_seed: int = 0
+    taus: tuple[float, ...] = DEFAULT_TAUS
+    bias_optimizer: Literal["differential-evolution", "cma"] = "differential-evolution"
+    bias_evaluations: int = Field(15_000, ge=10)
+    bias_bound: float | None = Field(None, gt=0)
     n_bins: int = Field(10_000, ge=1)
     blocks: Literal["histogram", "random"] = "histogram"
     population: int = Field(100, ge=4)
@@ -78,7 +114,10 @@ class RefineConfig(Settings):
     metric: str = "f1"
     block_mean_member: bool = True
     rescore: bool = False
-    init_range: Literal["members", "bin"] = "bin"
+    init_range: Literal["members", "bin", "layer"] = "bin"
+    init_spread: float = Field(1.0, gt=0)
+    bias_genes: bool = False
+    bias_gene_range: float = Field(1.0, gt=0)
     order: Literal["shuffled", "dataset"] = "shuffled"
     eval_every: int = Field(10, ge=1)
     eval_batch_size: int = Field(1000, ge=1)
@@ -100,6 +139,8 @@ class RefineConfig(Settings):
     def _bounded(self) -> RefineConfig:
         if self.generations is None and self.max_seconds is None:
             raise ValueError("give generations, max_seconds or both (the run must end)")
+        if not self.taus or not all(math.isfinite(t) for t in self.taus):
+            raise ValueError("taus must be a non-empty list of finite numbers")
         return self
 
     @classmethod

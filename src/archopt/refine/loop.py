@@ -31,77 +31,45 @@ import copy
 import itertools
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from archopt.data.dataset import ImageDataset
-from archopt.errors import ArchoptError, CheckpointError
+from archopt.data.dataset import ImageDataset, normalize
+from archopt.errors import ArchoptError
 from archopt.progress import Progress
-from archopt.refine.blocking import Blocking, histogram_blocking, random_blocking
+from archopt.refine.blocking import (
+    Blocking,
+    histogram_blocking,
+    random_blocking,
+    with_own_blocks,
+)
 from archopt.refine.config import RefineConfig
 from archopt.refine.de import DifferentialEvolution
 from archopt.refine.evaluation import PopulationEvaluator
+from archopt.refine.model_io import (
+    RefineResult,
+    Source,
+    check_data,
+    load_source,
+    refuse_existing,
+    write_checkpoint,
+)
+from archopt.refine.output_layer import output_bias
 from archopt.refine.params import ParameterLayout
 from archopt.refine.plots import plot_convergence
+from archopt.refine.scores import before_after, logits_of, split_scores
 from archopt.refine.superbatch import CircularSuperBatches
+from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime import resolve_device, seed_everything
-from archopt.spaces.base import ArchSpec
 
-__all__ = ["RefineResult", "Source", "load_source", "make_blocking", "refine"]
+__all__ = ["RefineResult", "Source", "hbde", "initial_ranges", "load_source", "make_blocking",
+           "search_space"]
 
 STATE = "state.pt"
-CHECKPOINT = "checkpoint.pt"
 PLOT = "convergence.png"
-
-
-@dataclass
-class Source:
-    """The model to refine and what is known about it.
-
-    Attributes:
-        module: the network (eval mode).
-        spec: its architecture spec, or None for a user's own module.
-        meta: checkpoint meta (dataset, num_classes, mean, std, ...) or {}.
-        path: the checkpoint it came from, or None.
-    """
-
-    module: nn.Module
-    spec: ArchSpec | None
-    meta: dict[str, Any]
-    path: Path | None = None
-
-
-def load_source(ref: nn.Module | str | os.PathLike[str] | Source, *,
-                module: nn.Module | None = None) -> Source:
-    """A :class:`Source` from a module, a checkpoint ``.pt`` or a result folder holding
-    ``checkpoint.pt`` (what ``archopt train`` / ``archopt run`` write).
-
-    Args:
-        ref: the model or where it is.
-        module: for a checkpoint of a user's own module (no spec inside): an instance to load
-            the weights into.
-
-    Raises: CheckpointError (missing / unreadable checkpoint, weights that do not fit).
-    """
-    if isinstance(ref, Source):
-        return ref
-    if isinstance(ref, nn.Module):
-        return Source(ref, None, {})
-    from archopt.training.checkpoint import load_model
-
-    path = Path(ref)
-    if path.is_dir():
-        if not (path / CHECKPOINT).is_file():
-            raise CheckpointError(f"{path} is a folder without {CHECKPOINT}; pass the checkpoint "
-                                  "file that `archopt train` or `archopt run` wrote")
-        path = path / CHECKPOINT
-    mod, spec, meta = load_model(path, "cpu", module=module)
-    return Source(mod, spec, meta, path)
 
 
 def make_blocking(theta: torch.Tensor, config: RefineConfig) -> Blocking:
@@ -113,7 +81,8 @@ def make_blocking(theta: torch.Tensor, config: RefineConfig) -> Blocking:
     return random_blocking(theta, hist.blocked_dimensions, seed=config.seed)
 
 
-def initial_ranges(blocking: Blocking, init_range: str = "bin"
+def initial_ranges(blocking: Blocking, init_range: str = "bin", *,
+                   layer_std: torch.Tensor | None = None, spread: float = 1.0
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(low, high), each (D',) float64: the range each block's initial genes are drawn from.
 
@@ -127,65 +96,61 @@ def initial_ranges(blocking: Blocking, init_range: str = "bin"
     ``(max(theta) - min(theta)) / D'`` (the width of a histogram bin at the same block count)
     centred on the block mean. No block is degenerate unless all parameters are equal.
 
-    Raises: ArchoptError for an unknown ``init_range``.
+    ``"layer"`` (ours, not the paper's): the ``"bin"`` range widened, where narrower, to the
+    block mean +- ``spread`` x sigma_k, where sigma_k is the mean over the block's members of the
+    standard deviation of the parameter tensor each belongs to (``layer_std`` (D,), see
+    :meth:`ParameterLayout.tensor_std`). A bin is ~1e-4 wide against tensor spreads of
+    ~1e-2..1e-1, so the paper's population never leaves the blocked model's neighbourhood;
+    this lets it start at a chosen fraction of the layers' own spread.
+
+    Raises: ArchoptError for an unknown ``init_range`` or ``"layer"`` without ``layer_std``.
     """
     if init_range == "members":
         return blocking.low, blocking.high
-    if init_range != "bin":
-        raise ArchoptError(f"init_range must be 'members' or 'bin', got {init_range!r}")
-    if blocking.edges is not None and blocking.bin_index is not None:
-        return blocking.edges[blocking.bin_index], blocking.edges[blocking.bin_index + 1]
-    span = float(blocking.high.max() - blocking.low.min())
-    half = span / (2 * (blocking.n_bins or blocking.blocked_dimensions))
+    if init_range not in ("bin", "layer"):
+        raise ArchoptError(f"init_range must be 'members', 'bin' or 'layer', got {init_range!r}")
     mean = blocking.values.detach().to("cpu", torch.float64)
-    return torch.minimum(blocking.low, mean - half), torch.maximum(blocking.high, mean + half)
+    if blocking.edges is not None and blocking.bin_index is not None:
+        low, high = blocking.edges[blocking.bin_index], blocking.edges[blocking.bin_index + 1]
+    else:
+        span = float(blocking.high.max() - blocking.low.min())
+        half = span / (2 * (blocking.n_bins or blocking.blocked_dimensions))
+        low, high = torch.minimum(blocking.low, mean - half), torch.maximum(blocking.high,
+                                                                            mean + half)
+    if init_range == "bin":
+        return low, high
+    if layer_std is None or layer_std.numel() != blocking.dimensions:
+        raise ArchoptError("init_range='layer' needs the (D,) standard deviation of each "
+                           "parameter's tensor")
+    sums = torch.zeros(blocking.blocked_dimensions, dtype=torch.float64)
+    sums.index_add_(0, blocking.inverse.cpu(), layer_std.detach().to("cpu", torch.float64))
+    sigma = sums / blocking.counts.double()
+    return torch.minimum(low, mean - spread * sigma), torch.maximum(high, mean + spread * sigma)
 
 
-@dataclass
-class RefineResult:
-    """What :func:`refine` returns.
+def search_space(module: nn.Module, layout: ParameterLayout, theta: torch.Tensor,
+                 cfg: RefineConfig, num_classes: int, probe: torch.Tensor
+                 ) -> tuple[Blocking, torch.Tensor, torch.Tensor, str | None]:
+    """(blocking, low, high, bias name): the genes HBDE searches and their initial ranges.
 
-    Attributes:
-        model: the refined network (eval mode, on the run's device).
-        summary: the figures of ``summary.json``.
-        history: one row per generation (the rows of ``metrics.jsonl``).
-        blocking: the blocking searched over.
-        best_blocks: (D',) the best block vector.
-        spec: the architecture spec, or None.
-        config: the resolved config.
-        out: the result folder, or None.
+    The blocking of ``cfg`` (:func:`make_blocking`) and :func:`initial_ranges`; with
+    ``cfg.bias_genes`` (ours) the output layer's K biases (found by
+    :func:`archopt.refine.output_layer.output_bias` on the normalised ``probe`` batch) get one
+    block each, drawn in their value +- ``cfg.bias_gene_range``, and their name is returned.
     """
-
-    model: nn.Module
-    summary: dict[str, Any]
-    history: list[dict[str, Any]]
-    blocking: Blocking
-    best_blocks: torch.Tensor
-    spec: ArchSpec | None
-    config: RefineConfig
-    out: Path | None = None
-
-
-def _check_data(module: nn.Module, meta: dict[str, Any], data: ImageDataset,
-                device: torch.device) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    k = meta.get("num_classes")
-    if k is not None and int(k) != data.num_classes:
-        raise ArchoptError(f"the model was trained for {k} classes, dataset {data.name} has "
-                           f"{data.num_classes}")
-    shape = meta.get("input_shape")
-    if shape is not None and tuple(shape) != tuple(data.input_shape):
-        raise ArchoptError(f"the model was trained on inputs {tuple(shape)}, dataset {data.name} "
-                           f"has {tuple(data.input_shape)}")
-    mean = tuple(meta.get("mean") or data.mean)
-    std = tuple(meta.get("std") or data.std)
-    from archopt.data.dataset import normalize
-
-    with torch.no_grad():
-        out = module.to(device).eval()(normalize(data.train_x[:2].to(device), mean, std))
-    if out.dim() != 2 or out.shape[1] != data.num_classes:
-        raise ArchoptError(f"the model returns shape {tuple(out.shape)} for 2 examples; HBDE "
-                           f"needs (2, {data.num_classes}) logits for dataset {data.name}")
-    return mean, std
+    blocking = make_blocking(theta, cfg)
+    layer_std = layout.tensor_std(theta) if cfg.init_range == "layer" else None
+    low, high = initial_ranges(blocking, cfg.init_range, layer_std=layer_std,
+                               spread=cfg.init_spread)
+    if not cfg.bias_genes:
+        return blocking, low, high, None
+    name = output_bias(module, num_classes, probe)
+    blocking, origin = with_own_blocks(blocking, theta, layout.positions(name))
+    own = origin < 0
+    value = blocking.values.detach().to("cpu", torch.float64)
+    low = torch.where(own, value - cfg.bias_gene_range, low[origin.clamp(min=0)])
+    high = torch.where(own, value + cfg.bias_gene_range, high[origin.clamp(min=0)])
+    return blocking, low, high, name
 
 
 def _load_state(rd: ResultDir | None, resume: bool, cfg: RefineConfig) -> dict[str, Any] | None:
@@ -193,10 +158,7 @@ def _load_state(rd: ResultDir | None, resume: bool, cfg: RefineConfig) -> dict[s
         if resume:
             raise ArchoptError("resume needs a result folder (out=...)")
         return None
-    has_run = rd.exists(STATE) or rd.exists(ResultDir.SUMMARY)
-    if has_run and not resume:
-        raise ArchoptError(f"{rd.path} already holds a refine run; pass --resume to continue it "
-                           "or choose another --out")
+    refuse_existing(rd, resume, STATE)
     if not (resume and rd.exists(STATE)):
         return None
     diffs = cfg.differences(rd.read_config().get("refine", {}))
@@ -206,11 +168,13 @@ def _load_state(rd: ResultDir | None, resume: bool, cfg: RefineConfig) -> dict[s
     return torch_load(rd.file(STATE), what="HBDE state", advice="remove it to start afresh")
 
 
-def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDataset,
-           config: RefineConfig | dict[str, Any] | None = None,
-           out: str | os.PathLike[str] | None = None, *, resume: bool = False,
-           progress: bool | Progress = True, module: nn.Module | None = None) -> RefineResult:
-    """Fine-tune a trained classifier with HBDE for any metric.
+def hbde(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDataset,
+         config: RefineConfig | dict[str, Any] | None = None,
+         out: str | os.PathLike[str] | None = None, *,
+         validation: tuple[torch.Tensor, torch.Tensor] | None = None, resume: bool = False,
+         progress: bool | Progress = True, module: nn.Module | None = None) -> RefineResult:
+    """Fine-tune a trained classifier with HBDE for any metric (``method="hbde"`` of
+    :func:`archopt.refine.refine`).
 
     Args:
         model: a user's ``nn.Module`` returning (B, K) logits for (B, C, H, W) images
@@ -220,19 +184,24 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
         config: a :class:`RefineConfig`, a dict of its fields, or None (paper defaults).
         out: result folder (config.json, arch.json, metrics.jsonl, summary.json,
             checkpoint.pt, convergence.png, state.pt); None writes nothing.
+        validation: ``(x, y)`` a validation split; None holds out ``config.val_fraction`` of
+            the training split (:mod:`archopt.refine.validation`). The super-batches are cut
+            from the rest; the validation split is only reported.
         resume: continue the run in ``out`` (from ``state.pt``; the options must match except
             :data:`~archopt.refine.config.RESUME_IGNORED`, so ``generations`` may grow).
         progress: show progress (rich bar on a terminal, lines otherwise), or a Progress.
         module: an instance to load a checkpoint of a user's own module into.
 
-    Returns: a :class:`RefineResult`; ``summary`` holds ``dimensions`` (D),
-        ``blocked_dimensions`` (D'), ``metric``, ``metric_before`` / ``metric_after_blocking`` /
-        ``metric_after`` (test split), ``train_metric_*`` (training split, or its first
-        ``train_eval_size`` examples of a seeded permutation), ``function_evaluations``,
+    Returns: a :class:`RefineResult`; ``summary`` holds the keys every method writes
+        (:data:`archopt.refine.scores.COMMON_KEYS`: test / validation metric before and
+        after, ``scores``, ``validation``, ...) and ``dimensions`` (D), ``blocked_dimensions``
+        (D'), ``metric_after_blocking`` (test), ``train_metric_*`` (the training part, or
+        ``train_eval_size`` examples of a seeded permutation of it), ``function_evaluations``,
         ``generations``, ``seconds`` (wall, all parts of a resumed run), ``search_seconds``
         (population evaluation + DE only; ``search_cpu_seconds``: the process CPU time of the
         same, all threads; ``clock``: which of the two ``max_seconds`` bounded),
-        ``evaluation`` (path, chunk, measured rates), ``rescore``, ``best_objective``.
+        ``evaluation`` (path, chunk, measured rates), ``rescore``, ``best_objective``,
+        ``variant`` (the options that are ours, not the paper's).
 
     Raises:
         InvalidRefineConfig: a bad option.
@@ -250,19 +219,23 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     seed_everything(cfg.seed)
 
     work = copy.deepcopy(src.module).to(device).eval()
-    mean, std = _check_data(work, src.meta, data, device)
-    batches = CircularSuperBatches(data.train_x, data.train_y, cfg.super_batch, mean=mean,
+    mean, std = check_data(work, src.meta, data, device)
+    train, val = resolve_validation(data, validation, fraction=cfg.val_fraction,
+                                    seed=cfg.val_seed)
+    batches = CircularSuperBatches(train.train_x, train.train_y, cfg.super_batch, mean=mean,
                                    std=std, device=device, order=cfg.order, seed=cfg.seed)
     layout = ParameterLayout.of(work)
     theta0 = layout.flatten(work)
-    blocking = make_blocking(theta0, cfg)
+    probe = normalize(val.x[:16].to(device), mean, std)
+    blocking, low, high, bias_name = search_space(work, layout, theta0, cfg, data.num_classes,
+                                                  probe)
     evaluator = PopulationEvaluator(work, data.num_classes, blocking=blocking, metric=cfg.metric,
                                     device=device, path=cfg.eval_path, chunk=cfg.chunk)
 
     g = torch.Generator().manual_seed(cfg.seed)
-    n_tr = cfg.train_eval_size or len(data.train_y)
-    tr_idx = torch.randperm(len(data.train_y), generator=g)[:n_tr].sort().values
-    splits = {"train": (data.train_x[tr_idx], data.train_y[tr_idx]),
+    n_tr = min(cfg.train_eval_size or len(train.train_y), len(train.train_y))
+    tr_idx = torch.randperm(len(train.train_y), generator=g)[:n_tr].sort().values
+    splits = {"train": (train.train_x[tr_idx], train.train_y[tr_idx]),
               "test": (data.test_x, data.test_y)}
 
     def split_metric(candidate: torch.Tensor, split: str, full: bool = False) -> float:
@@ -275,7 +248,6 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     else:  # the cost of blocking: the original model vs the blocked one, train and test
         cost = {"before": {s: split_metric(theta0, s, full=True) for s in ("train", "test")},
                 "after": {s: split_metric(blocking.values, s) for s in ("train", "test")}}
-    low, high = initial_ranges(blocking, cfg.init_range)
     de = DifferentialEvolution(low, high, population=cfg.population, F=cfg.F, CR=cfg.CR,
                                seed=cfg.seed,
                                x0=blocking.values if cfg.block_mean_member else None)
@@ -305,8 +277,8 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
     xb0, _ = batches[0]
     cal0 = time.perf_counter()
     if evaluator.path == "auto":
-        probe = blocking.values.unsqueeze(0).repeat(cfg.population, 1)
-        evaluator.calibrate(probe, xb0)
+        probe_pop = blocking.values.unsqueeze(0).repeat(cfg.population, 1)
+        evaluator.calibrate(probe_pop, xb0)
     calibration_seconds = time.perf_counter() - cal0
 
     prog = _progress(progress, cfg.generations, start)
@@ -360,14 +332,15 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
                     history[-1]["generation"] == de.generation else None)
     if metric_after is None:
         metric_after = split_metric(best, "test")
+    common = _scores(work, refined, val, data, mean, std, cfg)
     summary = {
         "method": "hbde" if cfg.blocks == "histogram" else "bde-random-blocks",
         "dataset": data.name, "metric": cfg.metric,
+        **common, "metric_after": metric_after,
+        "validation": val.record(data.num_classes, len(train.train_y)),
         "dimensions": blocking.dimensions, "blocked_dimensions": blocking.blocked_dimensions,
         "reduction": round(blocking.reduction, 2), "n_bins": cfg.n_bins,
-        "metric_before": cost["before"]["test"],
         "metric_after_blocking": cost["after"]["test"],
-        "metric_after": metric_after,
         "train_metric_before": cost["before"]["train"],
         "train_metric_after_blocking": cost["after"]["train"],
         "train_metric_after": split_metric(best, "train"),
@@ -378,6 +351,7 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
         "population": cfg.population, "super_batch": cfg.super_batch,
         "superbatches_per_cycle": len(batches),
         "rescore": cfg.rescore, "block_mean_member": cfg.block_mean_member,
+        "variant": _variant(cfg, bias_name),
         "degenerate_blocks": int((low == high).sum()),
         "evaluation": {**(evaluator.calibration or {"path": evaluator.path,
                                                     "chunk": evaluator.chunk}),
@@ -393,6 +367,37 @@ def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatase
                         rd.path if rd else None)
 
 
+def _scores(before: nn.Module, after: nn.Module, val: Any, data: ImageDataset,
+            mean: tuple[float, ...], std: tuple[float, ...], cfg: RefineConfig
+            ) -> dict[str, Any]:
+    """The common figures (:func:`archopt.refine.scores.before_after`) of two models."""
+    labels = {"val": val.y, "test": data.test_y}
+    xs = {"val": val.x, "test": data.test_x}
+    dev = next(before.parameters()).device
+
+    def of(m: nn.Module) -> dict[str, dict[str, float]]:
+        lg = {s: logits_of(m, x, mean=mean, std=std, batch_size=cfg.eval_batch_size,
+                           device=dev) for s, x in xs.items()}
+        return split_scores(lg, labels, data.num_classes, cfg.metric)
+
+    return before_after(of(before), of(after), cfg.metric)
+
+
+def _variant(cfg: RefineConfig, bias_name: str | None) -> dict[str, Any]:
+    """The options of this run that are ours, not the paper's ({} = the published setting;
+    ``init_range="bin"`` is the project's default fix of zero-width one-member blocks)."""
+    v: dict[str, Any] = {}
+    if cfg.rescore:
+        v["rescore"] = True
+    if cfg.init_range == "layer":
+        v["init_range"] = "layer"
+        v["init_spread"] = cfg.init_spread
+    if bias_name is not None:
+        v["bias_genes"] = bias_name
+        v["bias_gene_range"] = cfg.bias_gene_range
+    return v
+
+
 def _progress(progress: bool | Progress, total: int | None, done: int) -> Progress:
     if isinstance(progress, Progress):
         return progress
@@ -404,14 +409,7 @@ def _progress(progress: bool | Progress, total: int | None, done: int) -> Progre
 def _write_outputs(rd: ResultDir, refined: nn.Module, src: Source, data: ImageDataset,
                    mean: tuple[float, ...], std: tuple[float, ...], cfg: RefineConfig,
                    summary: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    from archopt.training.checkpoint import dataset_meta, save_checkpoint
-
-    meta = {**dataset_meta(data), "mean": list(mean), "std": list(std),
-            "refined": {"method": summary["method"], "metric": cfg.metric,
-                        "metric_after": summary["metric_after"],
-                        "source": str(src.path) if src.path else None}}
-    save_checkpoint(rd.file(CHECKPOINT), refined, spec=src.spec, meta=meta,
-                    config={"refine": cfg.to_dict()})
+    write_checkpoint(rd, refined, src, data, mean, std, cfg, summary)
     plot_convergence(history, rd.file(PLOT), metric=cfg.metric,
                      title=f"{summary['method']} on {data.name}: D={summary['dimensions']:,} -> "
                            f"D'={summary['blocked_dimensions']:,}",
@@ -423,4 +421,3 @@ def _write_outputs(rd: ResultDir, refined: nn.Module, src: Source, data: ImageDa
         if old:
             summary["baselines"] = old
     rd.write_summary(summary)
-

@@ -66,6 +66,23 @@ class ParameterLayout:
     def numels(self) -> list[int]:
         return [int(torch.Size(s).numel()) for s in self.shapes]
 
+    def positions(self, name: str) -> torch.Tensor:
+        """(numel,) int64: where the tensor ``name`` lies in theta.
+
+        Raises: ArchoptError for a name that is not a trainable parameter.
+        """
+        if name not in self.names:
+            raise ArchoptError(f"{name!r} is not a trainable parameter of the model")
+        i = self.names.index(name)
+        return torch.arange(self.offsets[i], self.offsets[i] + self.numels()[i])
+
+    def tensor_std(self, theta: torch.Tensor) -> torch.Tensor:
+        """(D,) float64: for every entry of theta, the standard deviation (population, ddof 0)
+        of the tensor it belongs to (0 for a one-element tensor)."""
+        t = theta.detach().to("cpu", torch.float64)
+        parts = torch.split(t, self.numels())
+        return torch.cat([torch.full_like(p, float(p.std(correction=0))) for p in parts])
+
     def flatten(self, module: nn.Module) -> torch.Tensor:
         """theta: (D,) detached copy of the module's trainable parameters (its device)."""
         params = dict(module.named_parameters())

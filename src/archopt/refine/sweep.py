@@ -21,7 +21,7 @@ from archopt.data.dataset import ImageDataset
 from archopt.errors import ArchoptError
 from archopt.refine.blocking import sweep_bins
 from archopt.refine.evaluation import PopulationEvaluator
-from archopt.refine.loop import Source, load_source
+from archopt.refine.model_io import Source, load_source
 from archopt.runtime import resolve_device
 from archopt.sweeps import Backend, Trial, run_trials
 
@@ -87,7 +87,7 @@ def refine_trial(*, out: Path, checkpoint: str, data: str | ImageDataset,
     from archopt.data import load_dataset
     from archopt.refine.baselines import run_baselines
     from archopt.refine.config import RefineConfig
-    from archopt.refine.loop import refine
+    from archopt.refine.methods import refine
 
     cfg = RefineConfig(**config)
     src = load_source(checkpoint)
