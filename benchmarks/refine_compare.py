@@ -18,7 +18,7 @@ Setting (stated in the results JSON):
   - ``adam``: Adam continued (lr 1e-3, its saved state, batch 128) for the CPU seconds the
     published HBDE run searched (``hbde_claim.run_adam``).
   - ``logit-adjust``: ``method="logit-adjust"`` (tau in 0, 0.25, ..., 3 by validation
-    macro-F1). ``bias``: ``method="bias"`` (scipy differential evolution, 15,000 evaluations).
+    macro-F1). ``bias``: ``method="bias"`` (scipy differential evolution, 5,000 evaluations).
   - ``hbde``: the published setting (N_bins 10,000, NP 100, F 0.5, CR 0.9, super-batch 128,
     objective 1 - macro-F1, block-mean member, parents not re-scored, bin-wide initial range)
     for ``--seconds`` CPU seconds (clock="cpu", one thread).
@@ -193,8 +193,9 @@ def collect(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             "adam": "lr 1e-3 with the saved Adam state, batch 128, for the CPU seconds the "
                     "published HBDE run searched",
             "logit_adjust": "tau in {0, 0.25, ..., 3} by validation macro-F1 (Menon et al. 2021)",
-            "bias": "scipy differential_evolution, 15,000 evaluations, box +-2 std of the "
-                    "validation logits, kept only if it beats b = 0 on validation",
+            "bias": "scipy differential_evolution, 5,000 evaluations, box +- a quarter of the "
+                    "median top-2 validation logit margin, kept only if it beats b = 0 on "
+                    "validation",
             "cpu_seconds": "time.process_time, 1 torch thread: HBDE search, Adam steps, "
                            "post-hoc forward pass on validation + search; combinations add up",
             "threads": torch.get_num_threads()},

@@ -53,6 +53,8 @@ def results_rows(summary: dict[str, Any], *, short: bool = False) -> list[tuple[
             name = brief
         else:
             name = f"{label}: {m['name']}" if key == "baseline" and m.get("name") else label
+        if key == "refined" and m.get("method", "hbde") != "hbde":  # "+ HBDE" -> "+ bias"
+            name = name.replace("HBDE", m["method"])
         if key == "refined":
             rows.append((name, None, m.get("test_macro_f1"), m.get("params"), m.get("macs"),
                          None, None, None, None, None))
@@ -208,7 +210,18 @@ def build_report(folder: str | Path) -> Path:
     budgets = summary.get("budgets", {})
     refined = summary.get("refined")
     refine_text = _structure_text(summary.get("structured"))
-    if refined:
+    if refined and refined.get("method", "hbde") != "hbde":
+        refine_text += (
+            f"\n## Refinement: {refined['method']} ({refined['metric']})\n\n"
+            "Per-class offsets chosen on a validation split held out of the training split "
+            "and folded into the output layer's bias (no other weight changes). `archopt run "
+            "--refine` uses the best method of archopt's refine comparison unless "
+            "`refine_options.method` names another. Validation "
+            f"{refined['metric']}: {_pct(refined.get('val_metric_before'))} -> "
+            f"{_pct(refined.get('val_metric_after'))}; test: "
+            f"{_pct(refined['metric_before'])} -> {_pct(refined['metric_after'])}. "
+            "Details: `refine/summary.json`.\n")
+    elif refined:
         refine_text += (
             "\n## HBDE refinement (macro-F1)\n\n"
             f"Histogram blocking shrank D = {refined['dimensions']:,} parameters to "

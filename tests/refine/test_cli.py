@@ -56,3 +56,31 @@ def test_bad_input_is_one_line_exit_2(cli, pretrained, tmp_path, args, message):
 def test_missing_checkpoint(cli, tmp_path):
     res = cli("refine", tmp_path / "none.pt", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_refine_method_bias(cli, pretrained, tmp_path):
+    out = tmp_path / "b"
+    res = cli("refine", pretrained, "--method", "bias", "--bias-evaluations", "600",
+              "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["method"] == "bias" and s["validation"]["source"] == "held-out"
+    assert s["val_metric_after"] >= s["val_metric_before"]
+    _, _, meta = load_model(out / "checkpoint.pt")
+    assert meta["refined"]["folded_into"] == s["adjustment"]["folded_into"]
+    table = cli("refine", pretrained, "--method", "logit-adjust", "--taus", "0,1",
+                "--out", tmp_path / "la")
+    assert table.exit_code == 0 and "tau" in table.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "nope"], "method"),
+    (["--method", "bias", "--baseline", "adam"], "--method hbde"),
+    (["--method", "logit-adjust", "--taus", "a,b"], "--taus"),
+    (["--method", "bias", "--val-fraction", "1.5"], "val_fraction"),
+])
+def test_method_bad_input_is_one_line_exit_2(cli, pretrained, tmp_path, args, message):
+    res = cli("refine", pretrained, "--out", tmp_path / "x", *args)
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], res.output

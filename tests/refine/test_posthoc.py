@@ -21,6 +21,7 @@ from archopt.refine import (
     resolve_validation,
     tune_biases,
 )
+from archopt.refine.posthoc import default_bound
 from archopt.refine.scores import COMMON_KEYS
 from archopt.training import load_model
 
@@ -109,10 +110,15 @@ def test_tune_biases_finds_the_shift_of_a_biased_model():
     y = torch.randint(0, 3, (600,), generator=g)
     logits = torch.randn(600, 3, generator=g) + 2.0 * torch.nn.functional.one_hot(y, 3)
     logits[:, 2] += 3.0  # every example leans to class 2
-    b, info, _ = tune_biases(logits, y, evaluations=3000, seed=0)
+    b, info, _ = tune_biases(logits, y, evaluations=3000, seed=0, bound=4.0)
     base = f1_score(y, logits.argmax(1), average="macro")
     assert info["accepted"] and info["val_metric_found"] > base + 0.2
     assert b[2] - b[:2].mean() < -1.5  # it undid most of the lean
+
+
+def test_default_bound_is_a_quarter_of_the_median_top2_margin():
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 5.0, 1.0], [2.0, 2.5, 9.0]])
+    assert default_bound(logits) == pytest.approx(0.25 * 4.0)  # margins 2, 4, 6.5
 
 
 def test_cma_is_an_optional_optimizer():

@@ -152,10 +152,10 @@ def register(app: typer.Typer) -> None:
             "--bias-optimizer", help="bias: differential-evolution (scipy) | cma (needs "
                                      "archopt[cma]).")] = "differential-evolution",
         bias_evaluations: Annotated[int, typer.Option(
-            "--bias-evaluations", help="bias: offsets scored by the optimiser.")] = 15_000,
+            "--bias-evaluations", help="bias: offsets scored by the optimiser.")] = 5000,
         bias_bound: Annotated[float | None, typer.Option(
-            "--bias-bound", help="bias: search box +-bound in logit units [default: 2 x the "
-                                 "std of the validation logits].")] = None,
+            "--bias-bound", help="bias: search box +-bound in logit units [default: a quarter "
+                                 "of the median top-2 logit margin on validation].")] = None,
         data: Annotated[str | None, typer.Option(
             "--data", help="Dataset name [default: the checkpoint's].")] = None,
         data_dir: DataDirOpt = None,

@@ -42,7 +42,8 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
             for r in results_rows(summary, short=True)]
     base = (summary.get("baseline") or {}).get("name")
     stages = "design + training" + "".join(f" + {name}" for key, name in (
-        ("structured", "structure"), ("refined", "HBDE")) if summary.get(key))
+        ("structured", "structure"), ("refined", (summary.get("refined") or {}).get(
+            "method") or "HBDE")) if summary.get(key))
     print_table(f"archopt run: {summary['data']} (test split)",
                 ["model", "acc", "macro-F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
                 rows,
@@ -84,7 +85,9 @@ def register(app: typer.Typer) -> None:
         test_size: Annotated[int | None, typer.Option(
             "--test-size", help="Test on a seeded subset of this many images.")] = None,
         refine: Annotated[bool | None, typer.Option(
-            "--refine/--no-refine", help="Add the HBDE macro-F1 stage.")] = None,
+            "--refine/--no-refine", help="Add the macro-F1 refine stage (method: the refine "
+                                         "comparison's best, or refine_options.method).")
+        ] = None,
         structure: Annotated[bool | None, typer.Option(
             "--structure/--no-structure", help="Add the structure stage: shrink the trained "
             "designed network's inner channels (ASNG + complexity penalty, 3 epochs).")]

@@ -70,8 +70,10 @@ class RunConfig(Settings):
             (widened to the designed network's MACs).
         train: training options (:class:`archopt.training.TrainConfig` fields) over the dataset's
             default recipe; both networks get the same recipe.
-        refine: add the HBDE stage (macro-F1 fine-tuning of the designed network).
-        refine_options: :class:`archopt.refine.RefineConfig` fields for that stage.
+        refine: add the refine stage (macro-F1 tuning of the designed network).
+        refine_options: :class:`archopt.refine.RefineConfig` fields for that stage; ``method``
+            defaults to :data:`archopt.refine.config.RUN_METHOD`, the best of the comparison in
+            benchmarks/results/refine_compare.json.
         structure: add the structure stage: the trained designed network (a resnet) is
             fine-tuned jointly with a distribution over its superblocks' inner channels, with
             the complexity penalty, and compacted to a smaller spec
@@ -133,9 +135,13 @@ class RunConfig(Settings):
                 and isinstance(self.train.get("epochs"), (int, float))):
             # the recipe's warm-up must end before a short schedule does (--epochs 1)
             train["warmup_epochs"] = min(recipe["warmup_epochs"], 0.5 * train["epochs"])
-        refine = {"n_bins": 10_000, "population": 20, "generations": 30, "super_batch": 128,
-                  "metric": "f1", **self.refine_options, "seed": self.seed,
-                  "device": self.device}
+        from archopt.refine.config import RUN_METHOD
+
+        method = self.refine_options.get("method", RUN_METHOD)
+        hbde = ({"n_bins": 10_000, "population": 20, "generations": 30, "super_batch": 128}
+                if method == "hbde" else {})
+        refine = {"method": method, **hbde, "metric": "f1", **self.refine_options,
+                  "seed": self.seed, "device": self.device}
         structure = self.structure_options
         if self.structure:
             if self.space != "resnet":

@@ -10,7 +10,8 @@ Result folder::
     OUT/baseline/    the same for the baseline
     OUT/structure/   (optional) channel selection on designed/checkpoint.pt: the supernet's
                      checkpoint.pt, structure.json, arch.json + model.pt of the compact network
-    OUT/refine/      (optional) HBDE on designed/checkpoint.pt            (archopt refine)
+    OUT/refine/      (optional) refine designed/checkpoint.pt (archopt refine; the method
+                     of refine_options, by default the comparison's best)
     OUT/summary.json report.md *.png
 
 Every stage writes its own folder and is skipped when its ``summary.json`` exists, and the
@@ -244,10 +245,13 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
         say(f"structured: {st['params']:,} params ({100 * st['weight_usage_rate']:.1f} % of the "
             f"designed network), inner channels {st['btn_full']} -> {st['btn_per_superblock']}")
     if cfg.refine:
-        say("refine: HBDE on the designed network (macro-F1)")
+        ro = cfg.refine_options
+        say(f"refine: {ro['method']} on the designed network ({ro['metric']})")
         ref = _refine_stage(ds, cfg, rd.file("designed") / "checkpoint.pt", rd.file("refine"),
                             resume, progress)
         summary["refined"] = {
+            "method": ref.get("method"), "val_metric_before": ref.get("val_metric_before"),
+            "val_metric_after": ref.get("val_metric_after"),
             "test_macro_f1": ref.get("metric_after") if ref.get("metric") == "f1" else None,
             "metric": ref.get("metric"), "metric_before": ref.get("metric_before"),
             "metric_after_blocking": ref.get("metric_after_blocking"),

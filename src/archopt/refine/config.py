@@ -18,10 +18,15 @@ from pydantic import Field, model_validator
 from archopt.errors import ArchoptError
 from archopt.settings import Settings
 
-__all__ = ["DEFAULT_TAUS", "METHODS", "RESUME_IGNORED", "InvalidRefineConfig", "RefineConfig"]
+__all__ = ["DEFAULT_TAUS", "METHODS", "RESUME_IGNORED", "RUN_METHOD", "InvalidRefineConfig",
+           "RefineConfig"]
 
 #: The refine methods (``archopt refine --method``).
 METHODS = ("hbde", "logit-adjust", "bias")
+
+#: The method ``archopt run --refine`` uses unless ``refine_options`` names one: the best of
+#: the comparison in benchmarks/results/refine_compare.json (benchmarks/refine_compare.py).
+RUN_METHOD = "hbde"
 
 #: The logit-adjustment grid: tau = 0 (the identity), 0.25, ..., 3 (Menon et al. use tau = 1
 #: and sweep tau in [0, 3]).
@@ -52,8 +57,9 @@ class RefineConfig(Settings):
             or ``"cma"`` (CMA-ES from the ``cma`` package, optional extra ``archopt[cma]``).
         bias_evaluations: function evaluations of the bias search (each one scores K offsets
             on the cached validation logits).
-        bias_bound: the biases are searched in [-bound, bound] (logit units); None: twice the
-            standard deviation of the validation logits.
+        bias_bound: the biases are searched in [-bound, bound] (logit units); None: a quarter
+            of the median top-2 margin of the validation logits
+            (:func:`archopt.refine.posthoc.default_bound`).
         n_bins: histogram bins over [min, max] of the parameters (D' <= n_bins).
         blocks: ``"histogram"`` (HBDE) or ``"random"`` (the BDE baseline: random blocks, as many
             as histogram blocking with ``n_bins`` gives).
@@ -102,7 +108,7 @@ class RefineConfig(Settings):
     val_seed: int = 0
     taus: tuple[float, ...] = DEFAULT_TAUS
     bias_optimizer: Literal["differential-evolution", "cma"] = "differential-evolution"
-    bias_evaluations: int = Field(15_000, ge=10)
+    bias_evaluations: int = Field(5000, ge=10)
     bias_bound: float | None = Field(None, gt=0)
     n_bins: int = Field(10_000, ge=1)
     blocks: Literal["histogram", "random"] = "histogram"

