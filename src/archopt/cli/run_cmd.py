@@ -13,7 +13,12 @@ import typer
 from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
+    TestSizeOpt,
+    TestSubsetAlias,
     ThreadsOpt,
+    TrainSizeOpt,
+    TrainSubsetAlias,
+    alias,
     err_console,
     handle_errors,
     print_json,
@@ -47,9 +52,9 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
                 ["model", "acc", "macro-F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
                 rows,
                 caption=(f"baseline: {base}; " if base else "")
-                + "ms = batch-1 latency (torch), ort = onnxruntime's; "
-                  f"{summary['seconds']:.1f} s of {stages}; "
-                  f"report: {out / 'report.md'}")
+                + "ms = batch-1 latency (torch)"
+                + (", ort = onnxruntime's" if any(r[6] is not None for r in rows) else "")
+                + f"; {summary['seconds']:.1f} s of {stages}; report: {out / 'report.md'}")
 
 
 def register(app: typer.Typer) -> None:
@@ -68,7 +73,8 @@ def register(app: typer.Typer) -> None:
         budget_params: Annotated[float | None, typer.Option(
             "--budget-params", help="Parameters (default: 5e5 on digits, 1e6 otherwise).")]
             = None,
-        budget_layers: Annotated[int | None, typer.Option("--budget-layers")] = None,
+        budget_layers: Annotated[int | None, typer.Option(
+            "--budget-layers", help="Layers (default: unbounded).")] = None,
         rho: Annotated[float | None, typer.Option(
             "--rho", help="Effectiveness bound (default 0.3 resnet, 0.5 mbv2).")] = None,
         space: Annotated[str | None, typer.Option("--space", help="resnet | mbv2.")] = None,
@@ -77,12 +83,15 @@ def register(app: typer.Typer) -> None:
             = None,
         epochs: Annotated[int | None, typer.Option(
             "--epochs", help="Training epochs (both networks).")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
-        lr: Annotated[float | None, typer.Option("--lr")] = None,
-        train_size: Annotated[int | None, typer.Option(
-            "--train-size", help="Train on a seeded subset of this many images.")] = None,
-        test_size: Annotated[int | None, typer.Option(
-            "--test-size", help="Test on a seeded subset of this many images.")] = None,
+        batch_size: Annotated[int | None, typer.Option(
+            "--batch-size", help="Examples per step (default: 64 on digits, 128 otherwise).")]
+            = None,
+        lr: Annotated[float | None, typer.Option(
+            "--lr", help="Peak learning rate of SGD (default 0.05).")] = None,
+        train_size: TrainSizeOpt = None,
+        test_size: TestSizeOpt = None,
+        train_subset: TrainSubsetAlias = None,
+        test_subset: TestSubsetAlias = None,
         refine: Annotated[bool | None, typer.Option(
             "--refine/--no-refine", help="Add the HBDE macro-F1 stage.")] = None,
         structure: Annotated[bool | None, typer.Option(
@@ -100,13 +109,16 @@ def register(app: typer.Typer) -> None:
             "--resume", help="Continue an interrupted run in --out.")] = False,
         no_verify: Annotated[bool, typer.Option(
             "--no-verify", help="Skip dataset checksums (your own copy).")] = False,
-        seed: Annotated[int | None, typer.Option("--seed")] = None,
+        seed: Annotated[int | None, typer.Option(
+            "--seed", help="Seed for design, training and refinement (default 0).")] = None,
         device: DeviceOpt = "auto",
         threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Design a CNN within budgets, train it and a hand-designed baseline of at most equal MACs
         with the same recipe, and write a report (report.md + plots)."""
+        train_size = alias(train_size, train_subset, "--train-size", "--train-subset")
+        test_size = alias(test_size, test_subset, "--test-size", "--test-subset")
         choice = use_threads(threads)
         train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                  if v is not None}

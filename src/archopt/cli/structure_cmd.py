@@ -19,7 +19,12 @@ from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
     SeedOpt,
+    TestSizeOpt,
+    TestSubsetAlias,
     ThreadsOpt,
+    TrainSizeOpt,
+    TrainSubsetAlias,
+    alias,
     console,
     fail,
     handle_errors,
@@ -56,16 +61,18 @@ ThetaLrOpt = Annotated[float | None, typer.Option(
 LamOpt = Annotated[int, typer.Option("--lam", help="Structures per minibatch (lambda).")]
 StepsOpt = Annotated[int | None, typer.Option(
     "--max-steps-per-epoch", help="Cap the steps of each epoch (short schedules).")]
-TrainSubOpt = Annotated[int | None, typer.Option(
-    "--train-subset", help="Train on a random subset of this many examples.")]
-TestSubOpt = Annotated[int | None, typer.Option(
-    "--test-subset", help="Test on a random subset of this many examples.")]
 AugOpt = Annotated[str | None, typer.Option(
     "--augment", help="none | crop | flip | crop-flip (default: none mlp, crop-flip "
                       "densenet).")]
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume", help="Continue the run(s) in --out from their checkpoints.")]
 NoLatencyOpt = Annotated[bool, typer.Option("--no-latency", help="Skip CPU latency.")]
+
+
+def _sizes(train: int | None, test: int | None, train_old: int | None,
+           test_old: int | None) -> tuple[int | None, int | None]:
+    return (alias(train, train_old, "--train-size", "--train-subset"),
+            alias(test, test_old, "--test-size", "--test-subset"))
 
 
 def _structure_config(optimizer: str, penalty: float, lam: int, theta_lr: float | None,
@@ -163,8 +170,10 @@ def register(app: typer.Typer) -> None:
         theta_lr: ThetaLrOpt = None,
         lam: LamOpt = 2,
         max_steps_per_epoch: StepsOpt = None,
-        train_subset: TrainSubOpt = None,
-        test_subset: TestSubOpt = None,
+        train_subset: TrainSizeOpt = None,
+        test_subset: TestSizeOpt = None,
+        train_subset_alias: TrainSubsetAlias = None,
+        test_subset_alias: TestSubsetAlias = None,
         augment: AugOpt = None,
         data_dir: DataDirOpt = None,
         resume: ResumeOpt = False,
@@ -187,6 +196,8 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
+        train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
+                                           test_subset_alias)
         use_threads(threads)
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
@@ -238,8 +249,10 @@ def register(app: typer.Typer) -> None:
         theta_lr: ThetaLrOpt = None,
         lam: LamOpt = 2,
         max_steps_per_epoch: StepsOpt = None,
-        train_subset: TrainSubOpt = None,
-        test_subset: TestSubOpt = None,
+        train_subset: TrainSizeOpt = None,
+        test_subset: TestSizeOpt = None,
+        train_subset_alias: TrainSubsetAlias = None,
+        test_subset_alias: TestSubsetAlias = None,
         augment: AugOpt = None,
         no_baselines: Annotated[bool, typer.Option(
             "--no-baselines", help="Skip the fixed-structure baselines.")] = False,
@@ -264,6 +277,8 @@ def register(app: typer.Typer) -> None:
         from archopt.structure.sweep import parse_penalty, run_sweep
         from archopt.sweeps import parse_list, parse_seeds
 
+        train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
+                                           test_subset_alias)
         values = parse_list(penalties, "--penalties", parse_penalty)
         seed_list = parse_seeds(seeds)
         backend = backend_of(in_process, address)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import yaml
 from pydantic import ConfigDict, Field
 
 from archopt.errors import ArchoptError
@@ -111,14 +110,15 @@ class RunConfig(Settings):
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
-        """Read a YAML file; ``overrides`` (None ignored) win over the file."""
+        """Read a YAML file; ``overrides`` (None ignored) win over the file.
+
+        Raises: InvalidRunConfig (one line): unreadable, over 1 MiB, YAML aliases (refused:
+            they can expand exponentially; see :mod:`archopt.configfile`), not a mapping, or an
+            invalid option."""
+        from archopt.configfile import read_yaml
+
         p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise InvalidRunConfig(f"cannot read run config {p}: {err}") from None
-        except RecursionError:
-            raise InvalidRunConfig(f"cannot read run config {p}: nested too deeply") from None
+        data = read_yaml(p, what="run config", error=InvalidRunConfig) or {}
         if not isinstance(data, dict):
             raise InvalidRunConfig(f"{p}: a run config is a mapping of options")
         data.pop("resolved", None)
@@ -158,7 +158,9 @@ class RunConfig(Settings):
         return _structure_configs(self.structure_options, self.train)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        from archopt.configfile import dump_yaml
+
+        return dump_yaml(self.model_dump(mode="json"))
 
     def differences(self, saved: dict[str, Any],
                     ignore: frozenset[str] = frozenset({"device", "data_dir"})) -> list[str]:

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from archopt.data import ImageDataset, load_dataset
-from archopt.errors import ArchoptError
+from archopt.errors import ArchoptError, WriteError
 from archopt.locking import discard_on_failure, lock_folder
 from archopt.pipeline.baseline import hand_baseline
 from archopt.pipeline.config import RunConfig
-from archopt.runs import ResultDir, atomic_write_text, read_json
+from archopt.runs import ResultDir, atomic_write_text, read_json, write_error_kept
 from archopt.spaces import ArchSpec, load_spec
 
 __all__ = ["RunResult", "run_pipeline"]
@@ -189,8 +189,13 @@ def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
     with lock_folder(out):  # one writer per folder
         rd = ResultDir(out)
         _check_folder(rd, cfg, resume)
-        with discard_on_failure(rd.path, RUN_FILES, lambda: _has_results(rd)):
-            return _run(cfg, rd, resume, progress, log or (lambda _msg: None))
+        try:
+            with discard_on_failure(rd.path, RUN_FILES, lambda: _has_results(rd)):
+                return _run(cfg, rd, resume, progress, log or (lambda _msg: None))
+        except WriteError as err:  # a full disk: say that the completed stages are kept
+            if _has_results(rd):
+                raise write_error_kept(err) from None
+            raise
 
 
 def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
