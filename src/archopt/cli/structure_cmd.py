@@ -144,8 +144,8 @@ def _print_run(s: dict[str, Any], out: Path) -> None:
         (_PER[key], " / ".join(map(str, per))),
         ("params (compact / full)", f"{s['params']:,} / {s['params_full']:,}"),
         ("latency ms (compact / masked full)",
-         f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
-         else "not measured"),
+         f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}"
+         if s.get("latency_ms") is not None and "latency_ms_supernet" in s else "not measured"),
         *((("latency ms onnxruntime (compact)", f"{s['latency_ms_onnxruntime']:.4f}"),)
           if s.get("latency_ms_onnxruntime") is not None else ()),
         ("epochs / steps", f"{s['epochs']} / {s['steps']}"),

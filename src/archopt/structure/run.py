@@ -377,7 +377,7 @@ def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: Trai
         r = run_trainer(start, ds, ft, out=rd.file("finetune"), resume=True, progress=progress)
         keys = ("test_accuracy", "test_macro_f1", "test_loss", "params", "macs", "latency_ms",
                 "latency_ms_b64", "seconds", "epochs")
-        block = {**{k: r.summary.get(k) for k in keys if k in r.summary},
+        block = {**{k: r.summary[k] for k in keys if r.summary.get(k) is not None},
                  "test_error": 1.0 - r.summary["test_accuracy"], "from": kind,
                  "batch_size": ft.batch_size, "lr": ft.lr, "schedule": ft.schedule}
         summary["finetuned"] = block
