@@ -28,6 +28,17 @@ keep ~29 / 44 / 65 % of the weights, benchmarks/results/structure_claim.json):
   (archopt's widths; the Torch-Pruning widths, shared by both importances; random's) trained
   from He init for the same total: ``2 x search + finetune`` epochs at batch 64.
 
+Task ``densenet`` (``--task densenet``; one seed and one level unless told, as compute
+allows): connection selection in benchmarks/structure_densenet.py's DenseNet-16 (3 blocks x 4
+layers, growth 12, stride-2 stem, d = 45) on Fashion-MNIST with the paper's dynamics (lr 0.1,
+pad-crop + flip), ``--dn-search-epochs`` of search. archopt selects connections; Torch-Pruning
+prunes channels of the trained full network (:func:`~archopt.structure.shrink.tp_prune_to_params`,
+the authors' progressive pruning to a target, group-L2 magnitude); random selects connections
+of the trained full network at the same params; both compact architectures (archopt's,
+Torch-Pruning's) are also trained from scratch. Same fine-tuning recipe for all
+(``--dn-finetune-epochs`` at batch 64, lr 0.1 x0.1 at 1/2 and 3/4); params matched within 1 %,
+MACs reported beside them.
+
 CPU seconds (``time.process_time``, one thread) are recorded per phase; a method's total
 counts everything it needs (a pruning method: the full network's training + pruning +
 fine-tuning).
@@ -55,19 +66,22 @@ import numpy as np
 import torch
 
 from archopt.data import load_dataset
+from archopt.errors import InvalidSpec
 from archopt.profiling import count_params
 from archopt.runs import atomic_write_json, read_json
 from archopt.spaces.mlp import MLPSpec
-from archopt.structure import MaskedMLP
+from archopt.structure import MaskedDenseNet, MaskedMLP, compact, weight_usage
 from archopt.structure.finetune import adjust_mstar
 from archopt.structure.loop import StructureConfig, evaluate_structure
 from archopt.structure.mlp import he_init
+from archopt.structure.run import adapt as adapt_spec
 from archopt.structure.run import default_train_config, run_structure
 from archopt.structure.shrink import (
     matched_widths,
     mlp_params,
     random_units,
     tp_prune_mlp,
+    tp_prune_to_params,
 )
 from archopt.structure.sweep import parse_penalty, penalty_label
 from archopt.training import load_checkpoint, load_model, save_checkpoint, train
@@ -203,6 +217,210 @@ def run_scratch(r: dict[str, Any], args: argparse.Namespace, ds: Any, widths: li
             "cpu_seconds_train": sec, "epochs": epochs}
 
 
+# -- DenseNet on Fashion-MNIST ------------------------------------------------------------------
+
+DN_TASK = "densenet-connections"
+DN_METHODS = ("archopt", "tp-magnitude", "random", "scratch-archopt", "scratch-tp-magnitude")
+
+
+def dn_spec() -> dict[str, Any]:
+    return dict(space="densenet", name="DenseNet-16 (3x4, k=12, stride-2 stem)", in_channels=1,
+                num_classes=10, resolution=28, stem=dict(out=16, k=3, stride=2),
+                stages=[dict(growth=12, layers=4, bottleneck=False)] * 3, compression=1.0)
+
+
+def dn_recipe(epochs: int, seed: int) -> Any:
+    return default_train_config(DN_TASK, epochs=epochs, batch_size=64, seed=seed, device="cpu",
+                                latency=False, eval_every=epochs)
+
+
+def dn_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for seed in args.dn_seeds:
+        runs.append({"name": f"dn-full_s{seed}", "kind": "full", "seed": seed})
+        for lv in [penalty_label(p) for p in args.dn_penalties]:
+            runs += [{"name": f"dn-{m}_{lv}_s{seed}", "kind": m, "level": lv, "seed": seed}
+                     for m in DN_METHODS]
+    return runs
+
+
+def dn_fit(module: torch.nn.Module, ds: Any, epochs: int, seed: int) -> tuple[float, float]:
+    t0 = cpu()
+    r = train(module, ds, dn_recipe(epochs, seed), progress=False)
+    return 1.0 - r.summary["test_accuracy"], cpu() - t0
+
+
+def dn_error(module: torch.nn.Module, ds: Any) -> float:
+    return evaluate_structure(module, None, ds, dn_recipe(1, 0))["error"]
+
+
+def dn_random(sup: MaskedDenseNet, target: int, rng: np.random.Generator, tol: float = 0.01
+              ) -> np.ndarray:
+    """Random connections (Bernoulli(p), p by bisection on the mean params) until a draw lands
+    within ``tol`` of ``target`` params."""
+    def params(m: np.ndarray) -> int | None:
+        try:
+            return weight_usage(sup, m)["params"]
+        except InvalidSpec:
+            return None
+
+    lo, hi = 0.0, 1.0
+    for _ in range(12):
+        p = (lo + hi) / 2
+        ps = [params(rng.random(sup.d) < p) or 0 for _ in range(16)]
+        lo, hi = (p, hi) if np.mean(ps) < target else (lo, p)
+    for _ in range(50_000):
+        m = rng.random(sup.d) < (lo + hi) / 2
+        n = params(m)
+        if n is not None and abs(n / target - 1) <= tol:
+            return sup.canonical(m[None])[0]
+    raise RuntimeError(f"no random connection mask within {tol} of {target} params")
+
+
+def dn_reset(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if hasattr(m, "reset_parameters") and m is not module:
+            m.reset_parameters()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+    return module
+
+
+def dn_run(r: dict[str, Any], args: argparse.Namespace, ds: Any, runs: Path) -> dict[str, Any]:
+    from archopt.profiling import count_macs
+    from archopt.spaces import load_spec
+
+    seed, lv = r["seed"], r.get("level")
+    spec = adapt_spec(load_spec(dn_spec()), ds)
+    shape = tuple(ds.input_shape)
+    pre = 2 * args.dn_search_epochs
+    if r["kind"] == "full":
+        torch.manual_seed(seed)
+        model = spec.build()
+        err, sec = dn_fit(model, ds, pre, seed)
+        save_checkpoint(runs / f"{r['name']}.pt", model, spec=spec)
+        return {"params": count_params(model), "macs": count_macs(model, shape),
+                "test_error": err, "cpu_seconds_train": sec, "epochs": pre}
+    if r["kind"] == "archopt":
+        out = runs / r["name"]
+        sc = StructureConfig(optimizer="sng", penalty=parse_penalty(lv), finetune_epochs=0)
+        tc = default_train_config(DN_TASK, epochs=args.dn_search_epochs, batch_size=32,
+                                  seed=seed, device="cpu")
+        t0 = cpu()
+        s = run_structure(DN_TASK, ds, out=out, structure=sc, train=tc, space=spec,
+                          resume=True, latency=False, progress=False)
+        search = cpu() - t0
+        sup = MaskedDenseNet(spec)
+        sup.load_state_dict(load_checkpoint(out / "checkpoint.pt")["model"])
+        st = read_json(out / "structure.json")
+        adj, _ = adjust_mstar(sup, np.asarray(st["mode"], bool), np.asarray(st["theta"]), ds,
+                              bn_recalibrate=True, seed=seed)
+        model = load_model(out / "mstar.pt")[0]
+        err, ft = dn_fit(model, ds, args.dn_finetune_epochs, seed)
+        torch.save(model, runs / f"{r['name']}.module.pt")
+        return {"params": count_params(model), "macs": count_macs(model, shape),
+                "test_error": err, "test_error_before_finetune": s["mstar"]["test_error"],
+                "test_error_mstar_bn_recalibrated": dn_error(adj.module, ds),
+                "weight_usage_rate": s["weight_usage_rate"],
+                "connections_per_block": s["connections_per_block"],
+                "decided_fraction": s["decided_fraction"], "cpu_seconds_search": search,
+                "cpu_seconds_finetune": ft}
+    if r["kind"].startswith("scratch-"):
+        src = r["kind"].removeprefix("scratch-")
+        model = dn_reset(torch.load(runs / f"dn-{src}_{lv}_s{seed}.module.pt",
+                                    weights_only=False), seed)
+        err, sec = dn_fit(model, ds, pre + args.dn_finetune_epochs, seed)
+        return {"params": count_params(model), "macs": count_macs(model, shape),
+                "test_error": err, "cpu_seconds_train": sec,
+                "epochs": pre + args.dn_finetune_epochs}
+    target = read_json(runs / f"dn-archopt_{lv}_s{seed}.json")["params"]
+    full = spec.build()
+    full.load_state_dict(load_checkpoint(runs / f"dn-full_s{seed}.pt")["model"])
+    t0 = cpu()
+    if r["kind"] == "tp-magnitude":
+        info = tp_prune_to_params(full, target, ds, importance="magnitude", seed=seed)
+        model = full
+    else:
+        sup = MaskedDenseNet(spec)
+        sup.load_state_dict(full.state_dict())
+        mask = dn_random(sup, target, np.random.default_rng(1000 + seed))
+        model = compact(sup, mask).module
+        info = {"connections_per_block": sup.connections_per_block(mask)}
+    prune = cpu() - t0
+    before = dn_error(model, ds)
+    err, ft = dn_fit(model, ds, args.dn_finetune_epochs, seed)
+    torch.save(model, runs / f"{r['name']}.module.pt")
+    return {"target_params": target, "params": count_params(model),
+            "macs": count_macs(model, shape), "test_error": err,
+            "test_error_before_finetune": before, "cpu_seconds_prune": prune,
+            "cpu_seconds_finetune": ft, **info}
+
+
+def dn_execute(args: argparse.Namespace) -> None:
+    runs = Path(args.dn_runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    ds = load_dataset("fashion-mnist", data_dir=args.data_dir)
+    if args.dn_subset:  # smoke tests only
+        ds = ds.subset(train=args.dn_subset, test=args.dn_subset // 4, seed=0)
+    for r in dn_plan(args):
+        path = runs / f"{r['name']}.json"
+        if path.exists():
+            continue
+        t0, w0 = cpu(), time.perf_counter()
+        out = dn_run(r, args, ds, runs)
+        rec = {**r, **out, "cpu_seconds": cpu() - t0, "wall_seconds": time.perf_counter() - w0,
+               "loadavg_end": os.getloadavg()[0]}
+        atomic_write_json(path, rec)
+        print(f"{r['name']}: error {rec['test_error']:.4f}, params {rec['params']}, "
+              f"{rec['cpu_seconds']:.1f} CPU s", flush=True)
+
+
+def dn_collect(args: argparse.Namespace) -> dict[str, Any] | None:
+    runs = Path(args.dn_runs)
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))}
+    rows = {k: r for k, r in rows.items() if "kind" in r}
+    if not rows:
+        return None
+    planned = dn_plan(args)
+    full = {r["seed"]: r for r in rows.values() if r["kind"] == "full"}
+    table = []
+    for r in sorted(rows.values(), key=lambda r: (r.get("level") or "", r["name"])):
+        if r["kind"] == "full":
+            continue
+        if r["kind"] == "archopt":
+            total = r["cpu_seconds_search"] + r["cpu_seconds_finetune"]
+        elif r["kind"].startswith("scratch-"):
+            total = r["cpu_seconds_train"]
+        else:
+            total = (full[r["seed"]]["cpu_seconds_train"] + r["cpu_seconds_prune"]
+                     + r["cpu_seconds_finetune"])
+        table.append({"level": r["level"], "method": r["kind"], "seed": r["seed"],
+                      "params": r["params"], "macs": r["macs"], "test_error": r["test_error"],
+                      "cpu_seconds_total": total,
+                      **{k: r[k] for k in ("test_error_before_finetune",
+                                           "test_error_mstar_bn_recalibrated",
+                                           "target_params", "connections_per_block",
+                                           "weight_usage_rate") if k in r}})
+    return {"network": dn_spec()["name"] + ", Fashion-MNIST 60k/10k, d = 45",
+            "search": {"optimizer": "SNG", "eta": "1/d", "lambda": 2, "batch": 32,
+                       "epochs": args.dn_search_epochs, "lr": 0.1, "augment": "pad-crop + flip",
+                       "eps0_levels": [penalty_label(p) for p in args.dn_penalties]},
+            "full_network": [{k: r[k] for k in ("seed", "params", "macs", "test_error",
+                                                "cpu_seconds_train", "epochs")}
+                             for r in full.values()],
+            "finetune": {"epochs": args.dn_finetune_epochs, "batch": 64,
+                         "recipe": "SGD Nesterov 0.9, wd 1e-4, lr 0.1 x0.1 at 1/2 and 3/4, "
+                                   "pad-crop + flip"},
+            "scratch_epochs": 2 * args.dn_search_epochs + args.dn_finetune_epochs,
+            "torch_pruning": "MetaPruner, GroupMagnitudeImportance(p=2), local, "
+                             "iterative_steps=400, pruning_ratio=1.0, stepped to the target",
+            "seeds": args.dn_seeds, "complete": all(r["name"] in rows for r in planned),
+            "missing_runs": [r["name"] for r in planned if r["name"] not in rows],
+            "table": table}
+
+
 def execute(args: argparse.Namespace) -> None:
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
@@ -316,6 +534,7 @@ def collect(args: argparse.Namespace) -> None:
            "machine": platform.machine(), "torch": torch.__version__,
            "table": table, "pairs_vs_archopt": verdict,
            "runs": sorted(rows.values(), key=lambda r: r["name"])}
+    res["densenet"] = dn_collect(args)
     out = Path(args.results)
     atomic_write_json(out / "shrink_compare.json", res)
     plot(table, out / "shrink_compare.png", args)
@@ -367,9 +586,18 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--only", nargs="*", default=None, help="run names starting with these")
     ap.add_argument("--collect", action="store_true")
+    ap.add_argument("--task", choices=["mlp", "densenet"], default="mlp")
+    ap.add_argument("--dn-search-epochs", type=int, default=2)
+    ap.add_argument("--dn-finetune-epochs", type=int, default=1)
+    ap.add_argument("--dn-penalties", type=parse_penalty, nargs="+", default=[2**-4])
+    ap.add_argument("--dn-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--dn-runs", default="runs/shrink_compare_densenet")
+    ap.add_argument("--dn-subset", type=int, default=None, help="smoke tests: a train subset")
     args = ap.parse_args()
     if args.collect:
         collect(args)
+    elif args.task == "densenet":
+        dn_execute(args)
     else:
         execute(args)
 

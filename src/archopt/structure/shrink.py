@@ -12,6 +12,10 @@ params target allows.
   ``GroupTaylorImportance()`` (gradients of the training loss on a minibatch before each
   step), iterative steps, the classifier ignored, layer ratios from :func:`matched_widths`
   (``pruning_ratio_dict``); the units each layer loses are Torch-Pruning's choice.
+- :func:`tp_prune_to_params`: any network (e.g. a DenseNet's channels) pruned by
+  Torch-Pruning to a params target the way the authors' benchmarks reach a target speed-up:
+  many small iterative steps (``iterative_steps=400``, ``pruning_ratio=1.0``) until the target
+  is reached.
 - :func:`random_units`: a uniformly random set of hidden units whose network is within
   ``tol`` of ``target`` params.
 """
@@ -34,7 +38,7 @@ from archopt.errors import ArchoptError
 from archopt.export import MissingExtra
 
 __all__ = ["IMPORTANCES", "matched_widths", "mlp_params", "random_units", "require_torch_pruning",
-           "tp_prune_mlp"]
+           "tp_prune_mlp", "tp_prune_to_params"]
 
 IMPORTANCES = ("magnitude", "taylor")
 EXTRA_COMMAND = "pip install 'archopt[compare]'"
@@ -104,9 +108,7 @@ def tp_prune_mlp(model: nn.Module, widths: Sequence[int], data: ImageDataset, *,
         width outside ``[1, current]``, or a result that is not ``widths``.
     """
     tp = require_torch_pruning()
-    if importance not in IMPORTANCES:
-        raise ArchoptError(f"importance must be one of {', '.join(IMPORTANCES)}, "
-                           f"got {importance!r}")
+    imp = _importance(tp, importance)
     layers = _hidden_layers(model)
     if len(layers) != len(widths):
         raise ArchoptError(f"the model has {len(layers)} hidden layers, widths name "
@@ -118,8 +120,6 @@ def tp_prune_mlp(model: nn.Module, widths: Sequence[int], data: ImageDataset, *,
     # keep = int(W * (1 - ratio)) in Torch-Pruning; half a unit keeps it off a float boundary
     ratios = {layer: 1.0 - (w + 0.5) / layer.out_features
               for layer, w in zip(layers, widths, strict=True)}
-    imp = (tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude"
-           else tp.importance.GroupTaylorImportance())
     dev = next(model.parameters()).device
     example = torch.zeros((1, *data.input_shape), device=dev)
     pruner = tp.pruner.MetaPruner(model, example, importance=imp, pruning_ratio=0.0,
@@ -129,11 +129,7 @@ def tp_prune_mlp(model: nn.Module, widths: Sequence[int], data: ImageDataset, *,
     was = model.training
     model.eval()
     for _ in range(steps):
-        if importance == "taylor":
-            idx = torch.as_tensor(rng.choice(len(data.train_y), batch_size, replace=False))
-            model.zero_grad()
-            x = normalize(data.train_x[idx], data.mean, data.std).to(dev)
-            F.cross_entropy(model(x), data.train_y[idx].to(dev)).backward()
+        _gradients(model, importance, data, rng, batch_size)
         pruner.step()
     model.zero_grad(set_to_none=True)
     model.train(was)
@@ -141,6 +137,75 @@ def tp_prune_mlp(model: nn.Module, widths: Sequence[int], data: ImageDataset, *,
     if got != list(widths):
         raise ArchoptError(f"Torch-Pruning left widths {got}, not {list(widths)}")
     return {"importance": importance, "steps": steps, "widths": got}
+
+
+def _importance(tp: Any, importance: str) -> Any:
+    if importance not in IMPORTANCES:
+        raise ArchoptError(f"importance must be one of {', '.join(IMPORTANCES)}, "
+                           f"got {importance!r}")
+    return (tp.importance.GroupMagnitudeImportance(p=2) if importance == "magnitude"
+            else tp.importance.GroupTaylorImportance())
+
+
+def _gradients(model: nn.Module, importance: str, data: ImageDataset,
+               rng: np.random.Generator, batch_size: int) -> None:
+    """The Taylor importance reads ``.grad``: cross-entropy of a seeded training minibatch."""
+    if importance != "taylor":
+        return
+    dev = next(model.parameters()).device
+    idx = torch.as_tensor(rng.choice(len(data.train_y), batch_size, replace=False))
+    model.zero_grad()
+    x = normalize(data.train_x[idx], data.mean, data.std).to(dev)
+    F.cross_entropy(model(x), data.train_y[idx].to(dev)).backward()
+
+
+def tp_prune_to_params(model: nn.Module, target: int, data: ImageDataset, *,
+                       importance: str = "magnitude", iterative_steps: int = 400,
+                       global_pruning: bool = True, batch_size: int = 128,
+                       seed: int = 0) -> dict[str, Any]:
+    """Prune ``model`` in place with Torch-Pruning to the params closest to ``target``: a
+    ``MetaPruner`` (``pruning_ratio=1.0``, ``iterative_steps`` steps, the classifier -- the
+    last Linear -- ignored) stepped towards the target, as the authors' benchmarks prune to a
+    target speed-up. A first pass on a copy finds the number of steps whose result is closest
+    to ``target`` (the step that crosses it, or the one before); the second takes them.
+    Global pruning (channels ranked across layers) by default: with local pruning every layer
+    loses a channel at the same step, too coarse a grain for a 1 % budget in narrow layers.
+
+    Returns: ``{"importance", "steps", "params", "global_pruning"}``.
+    Raises: MissingExtra without torch-pruning; ArchoptError when the steps run out first.
+    """
+    import copy
+
+    tp = require_torch_pruning()
+
+    def run(net: nn.Module, steps: int | None) -> list[int]:
+        head = [m for m in net.modules() if isinstance(m, nn.Linear)][-1:]
+        dev = next(net.parameters()).device
+        pruner = tp.pruner.MetaPruner(
+            net, torch.zeros((1, *data.input_shape), device=dev),
+            importance=_importance(tp, importance), pruning_ratio=1.0,
+            iterative_steps=iterative_steps, ignored_layers=head,
+            global_pruning=global_pruning)
+        rng = np.random.default_rng(seed)
+        was = net.training
+        net.eval()
+        sizes = [sum(p.numel() for p in net.parameters())]
+        while (len(sizes) - 1 < steps) if steps is not None else sizes[-1] > target:
+            if len(sizes) - 1 == iterative_steps:
+                raise ArchoptError(f"Torch-Pruning stopped at {sizes[-1]:,} params, above the "
+                                   f"target {target:,}")
+            _gradients(net, importance, data, rng, batch_size)
+            pruner.step()
+            sizes.append(sum(p.numel() for p in net.parameters()))
+        net.zero_grad(set_to_none=True)
+        net.train(was)
+        return sizes
+
+    sizes = run(copy.deepcopy(model), None)
+    steps = min(range(len(sizes)), key=lambda k: abs(sizes[k] - target))
+    got = run(model, steps)[-1]
+    return {"importance": importance, "steps": steps, "params": got,
+            "global_pruning": global_pruning}
 
 
 def random_units(in_features: int, widths: Sequence[int], classes: int, target: int,
