@@ -199,3 +199,21 @@ def test_torch_pruning_lands_within_one_percent_of_the_target(importance, frac):
         assert (rows - row).abs().sum(1).min() == 0
     with torch.no_grad():
         assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_torch_pruning_prunes_densenet_channels_to_the_closest_step():
+    pytest.importorskip("torch_pruning", reason="the compare extra (torch-pruning) is not "
+                                                "installed: pip install 'archopt[compare]'")
+    from archopt.structure.shrink import tp_prune_to_params
+
+    ds = load_dataset("digits")
+    spec = spec_from_dict({**TINY_DENSENET, "stem": {"out": 16, "k": 3},
+                           "stages": [{"growth": 12, "layers": 3, "bottleneck": False}] * 2})
+    torch.manual_seed(0)
+    model = spec.build()
+    target = int(0.5 * spec.params())
+    info = tp_prune_to_params(model, target, ds)  # the authors' 400 steps
+    assert info["params"] == count_params(model)
+    assert abs(count_params(model) / target - 1) <= 0.01
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
