@@ -50,7 +50,7 @@ Resumable: each pre-training and each run writes its JSON atomically under ``--w
 whose file exists is skipped; the results JSON and the plot are rebuilt from those files after
 every run (so a stopped benchmark still leaves consistent partial results).
 
-Usage: ``/work/bin/cpujob -- python benchmarks/hbde_claim.py --settings balanced``
+Usage: ``python benchmarks/hbde_claim.py --settings balanced``
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ def sweep_design(d: dict[str, Any]) -> str:
     return (f"{len(d['rows'])} designs ({d['space']} space), {d['wall_seconds']:.1f} s wall "
             f"in all; `*` = on the Pareto front of objective vs MACs.\n\n"
             + table(["design", "MACs", "params", "layers", "objective", "rho"], rows, "lrrrrr")
-            + "\n![objective vs MACs](../img/results/sweep_design_pareto.png)\n")
+            + "\n![objective vs MACs](/img/results/sweep_design_pareto.png)\n")
 
 
 # -- structure ------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def structure_claim(d: dict[str, Any]) -> str:
             + f"\nAgainst the fixed-structure curve interpolated at each run's weight usage, "
             f"{c['method_better_in_25_100']} of the {c['runs_in_25_100_percent_usage']} method "
             "runs between 25 % and 100 % usage have the lower test error.\n\n"
-            "![test error vs units kept and weight usage](../img/results/structure_claim.png)\n")
+            "![test error vs units kept and weight usage](/img/results/structure_claim.png)\n")
 
 
 @renderer("structure_fullwidth", ORDER[1], "the paper's 784x3 network, eps0 = 2^-7, partial")
@@ -329,7 +329,7 @@ def structure_densenet(d: dict[str, Any]) -> str:
             "method's structure is better):\n\n"
             + table(["usage", "pairs", "M* wins", "median random - M*", "retrained M* wins",
                      "median random - retrained M*"], bands, "lrrrrr")
-            + "\n![test error vs weight usage](../img/results/structure_densenet.png)\n")
+            + "\n![test error vs weight usage](/img/results/structure_densenet.png)\n")
 
 
 def _eps(label: str) -> float:
@@ -467,7 +467,7 @@ def hbde_claim(d: dict[str, Any]) -> str:
             + "\nDifferences in points of test macro-F1 (mean over seeds):\n\n"
             + table(["setting", "HBDE - pre-trained", "HBDE - Adam", "HBDE - random blocks"],
                     deltas, "lrrr")
-            + "\n![test macro-F1 against CPU seconds](../img/results/hbde_claim.png)\n")
+            + "\n![test macro-F1 against CPU seconds](/img/results/hbde_claim.png)\n")
 
 
 def _hbde_small(d: dict[str, Any]) -> str:
@@ -776,7 +776,7 @@ def structure_mnist(d: dict[str, Any]) -> str:
             f"count, {d['epochs_baselines']} epochs at twice the batch.\n\n"
             + table(["eps0", "units kept", "weight usage", "units per layer", "test error",
                      "uniform baseline", "its test error"], rows, "lrrlrlr")
-            + "\n![test error vs weight usage](../img/results/structure_mnist.png)\n")
+            + "\n![test error vs weight usage](/img/results/structure_mnist.png)\n")
 
 
 @renderer("structure_mnist_asng20", ORDER[5], "unit selection with ASNG, 20 epochs")
