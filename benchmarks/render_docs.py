@@ -113,6 +113,10 @@ def intc(x: float | None) -> str:
     return "" if x is None else f"{round(x):,}"
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def span(xs: Iterable[float], fmt: Callable[[float], str] = sig, sep: str = "-") -> str:
     xs = list(xs)
     lo, hi = min(xs), max(xs)
@@ -410,13 +414,14 @@ def sweep_structure(d: dict[str, Any]) -> str:
             f" {g['epochs']} epochs, one thread per trial, no baselines).\n\n"
             + table(["backend", "wall s", "trials s"], rows, "lrl")
             + f"\nSpeed-up on Ray: {d['speedup_wall']:.2f}x. Per-trial results identical on "
-            f"Ray and in-process: {d['per_trial_results_identical_ray_vs_in_process']}.\n\n"
+            f"Ray and in-process: {_yes(d['per_trial_results_identical_ray_vs_in_process'])}."
+            "\n\n"
             f"Kill and resume: the sweep was killed with SIGKILL {kr['killed_after_seconds']:.1f}"
             f" s in, with {states.count('done')} trials done, {states.count('running')} running "
             f"and {states.count('pending')} pending; the rerun ran {sum(ran.values())} of them "
             f"(the interrupted ones at attempt {max(attempts_after)}) and none of the finished "
             f"ones. Results identical to the uninterrupted sweep: "
-            f"{d['per_trial_results_identical_resumed_vs_in_process']}. After the SIGKILL, "
+            f"{_yes(d['per_trial_results_identical_resumed_vs_in_process'])}. After the SIGKILL, "
             f"{len(kr['processes_left_in_the_killed_sweeps_session'])} processes of the local "
             "Ray the sweep had started were still alive (end them with `ray stop`).\n")
 
