@@ -53,9 +53,10 @@ DEFAULT_RHO = {"resnet": 0.3, "mbv2": 0.5}
 #: Defaults of the structure stage (ResNet channel selection, fine-tuning the trained designed
 #: network): ASNG, eps0 = 0.25, 3 epochs at the run's learning rate (cosine, no warm-up),
 #: half the run's batch per structure (lambda = 2 structures per step: the samples of one
-#: ordinary step). Any :class:`~archopt.structure.StructureConfig` or
-#: :class:`~archopt.training.TrainConfig` field may be set in ``structure_options``.
-DEFAULT_STRUCTURE = {"epochs": 3, "optimizer": "asng", "penalty": 0.25}
+#: ordinary step), then the compact network fine-tuned 2 epochs at the run's batch. Any
+#: :class:`~archopt.structure.StructureConfig` or :class:`~archopt.training.TrainConfig` field
+#: may be set in ``structure_options``.
+DEFAULT_STRUCTURE = {"epochs": 3, "optimizer": "asng", "penalty": 0.25, "finetune_epochs": 2}
 
 
 class RunConfig(Settings):

@@ -212,7 +212,8 @@ def _structure_stage(ds: ImageDataset, cfg: RunConfig, checkpoint: Path, out: Pa
 
 
 def _structured_row(st: dict[str, Any]) -> dict[str, Any]:
-    row = _model_row({**st, "seconds": st.get("train_seconds")}, load_spec(st["arch"]))
+    row = _model_row({**st, "seconds": st.get("seconds", st.get("train_seconds"))},
+                     load_spec(st["arch"]))
     row.update({k: st.get(k) for k in (
         "weight_usage_rate", "cost_usage_rate", "params_full", "macs_full", "btn_per_superblock",
         "btn_full", "optimizer", "penalty", "steps", "compact_max_abs_logit_difference")})
@@ -320,9 +321,10 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
         st = _structure_stage(ds, cfg, rd.file("designed") / "checkpoint.pt",
                               rd.file("structure"), resume, progress)
         summary["structured"] = _structured_row(st)
-        stage_seconds["structure"] = st.get("train_seconds", 0.0)
+        stage_seconds["structure"] = st.get("seconds", st.get("train_seconds", 0.0))
         say(f"structured: {st['params']:,} params ({100 * st['weight_usage_rate']:.1f} % of the "
-            f"designed network), inner channels {st['btn_full']} -> {st['btn_per_superblock']}")
+            f"designed network), inner channels {st['btn_full']} -> {st['btn_per_superblock']}"
+            f", shipped: {st.get('shipped', 'mstar')}")
     if cfg.refine:
         say("refine: HBDE on the designed network (macro-F1)")
         ref = _refine_stage(ds, cfg, rd.file("designed") / "checkpoint.pt", rd.file("refine"),
