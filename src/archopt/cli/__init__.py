@@ -16,7 +16,7 @@ __all__ = ["SHORT_HELP", "app", "main"]
 #: What ``archopt --help`` lists, in this order: one line per verb (the verb's own ``--help``
 #: tells the whole story).
 SHORT_HELP = {
-    "run": "The main job: design a CNN, train it and a baseline, report.",
+    "run": "The main job: design a CNN, train it and baselines, report.",
     "design": "Design a network within MACs / params budgets, untrained.",
     "train": "Train a spec (catalog name, JSON, result folder) on a dataset.",
     "structure": "Shrink a network while it trains (SNG / ASNG + penalty).",

@@ -177,9 +177,13 @@ def run_structure(task: str, data: ImageDataset | str, *, out: str | Path,
         progress: show a progress bar / lines.
 
     Returns: the summary (also ``out/summary.json``): ``weight_usage_rate``,
-    ``cost_usage_rate``, ``units_per_layer`` or ``connections_per_block``, ``test_accuracy``,
-    ``test_error``, ``test_macro_f1``, ``params`` (compact) / ``params_full``, latencies,
-    ``train_seconds``, the compact ``arch``, ...
+    ``cost_usage_rate``, ``units_per_layer`` or ``connections_per_block``, ``params``
+    (compact) / ``params_full``, ``mstar`` (the paper's M*: test figures, params, MACs,
+    batch-1 latency), ``mstar_adjusted`` and ``finetuned`` (when ``structure.rescale`` /
+    ``bn_recalibrate`` / ``finetune_epochs`` ask for them), ``shipped`` and the shipped
+    model's ``test_accuracy``, ``test_error``, ``test_macro_f1``, latencies,
+    ``train_seconds`` (joint), ``finetune_seconds``, ``seconds``, the compact ``arch``, ...
+    (see :func:`finish_structure`).
 
     Raises: UnknownName (task, dataset), DataError, InvalidSpec (space, or a learned structure
         that disconnects the network), ArchoptError (options, an occupied ``out``),
