@@ -171,7 +171,7 @@ def test_run_on_a_full_disk_keeps_the_completed_stages(cli, tmp_path, monkeypatc
     real = os.replace
 
     def replace(src, dst, *a, **k):
-        if Path(dst).name == "checkpoint.pt" and Path(dst).parent.name == "baseline":
+        if Path(dst).name == "checkpoint.pt" and Path(dst).parent.name == "baseline-resnet":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(src, dst, *a, **k)
 
@@ -180,13 +180,14 @@ def test_run_on_a_full_disk_keeps_the_completed_stages(cli, tmp_path, monkeypatc
     assert "rerun with --resume" in line and "completed before is kept" in line
     out = tmp_path / "run"
     assert (out / "designed" / "checkpoint.pt").exists()
-    assert not (out / "baseline").exists()
+    assert not (out / "baseline-resnet").exists()
     assert not list(out.rglob(".*.tmp"))
 
     monkeypatch.setattr(runs.os, "replace", real)  # space freed
     res = cli(*args, "--resume")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["baseline"]["test_accuracy"] is not None
+    summary = json.loads(res.stdout)
+    assert summary["designed"]["test_accuracy"] is not None and summary["baselines"]
 
 
 @pytest.mark.parametrize("verb", ["design", "train"])
