@@ -92,8 +92,11 @@ def test_tables_drop_empty_columns_and_fit_80_columns(capsys, monkeypatch):
     row = {"test_accuracy": 0.9956, "test_macro_f1": 0.9956, "params": 489_978,
            "macs": 1_996_480, "latency_ms": 0.95, "latency_ms_onnxruntime": None,
            "entropy": 3276.0, "effectiveness": 0.292}
-    summary = {"data": "digits", "seconds": 15.6,
-               "designed": row, "baseline": {**row, "name": "ResNet-14 (width 16)"},
+    base = {**row, "params": 174_970, "macs": 1_648_256, "params_ratio": 0.357,
+            "macs_ratio": 0.826, "latency_ms_ratio": 0.64}
+    summary = {"data": "digits", "seconds": 15.6, "designed": row,
+               "baselines": {"resnet": {**base, "name": "ResNet-14 (width 16)"},
+                             "mbv2": {**base, "name": "MobileNetV2 (width 0.35)"}},
                "structured": row, "refined": {"test_macro_f1": 0.9956, "params": 489_978,
                                               "macs": 1_996_480}}
     run_cmd.print_results(summary, __import__("pathlib").Path("runs/x"))
@@ -103,4 +106,5 @@ def test_tables_drop_empty_columns_and_fit_80_columns(capsys, monkeypatch):
     header = next(line for line in lines if "model" in line)
     assert "ort" not in header.split() and "onnxruntime" not in out  # no onnxruntime figure
     assert "…" not in out  # nothing cut
-    assert "+ structure" in out and "designed" in out
+    assert "+ structure" in out and "designed" in out and "mbv2" in out
+    assert "0.175 M x0.36" in out  # a baseline's cost and its ratio to the design's, whole

@@ -229,7 +229,8 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
     A column with no value in any row is left out (``keep_empty`` keeps it), e.g. the
     onnxruntime latency where onnxruntime is not installed. A table wider than the terminal
-    drops its vertical rules and outer padding before rich wraps any cell."""
+    drops its vertical rules, then narrows the gaps between columns, before rich wraps any
+    cell."""
     from rich import box
 
     rows = [list(r) for r in rows]
@@ -238,11 +239,12 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     columns = [columns[i] for i in keep]
     rows = [[r[i] for i in keep] for r in rows]
 
-    def build(compact: bool) -> Table:
+    def build(level: int) -> Table:
+        # 0: ruled; 1: no vertical rules, two spaces between columns; 2: one space
         table = Table(title=title, caption=caption, show_lines=False,
-                      box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
-                      show_edge=not compact, pad_edge=not compact,
-                      collapse_padding=compact)
+                      box=box.HEAVY_HEAD if level == 0 else box.SIMPLE_HEAD,
+                      show_edge=level == 0, pad_edge=level == 0, collapse_padding=level == 1,
+                      padding=(0, 0) if level == 2 else (0, 1))
         for i, c in enumerate(columns):
             numeric = bool(rows) and all(
                 isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
@@ -252,10 +254,11 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
             table.add_row(*(_fmt(v) for v in r))
         return table
 
-    table = build(False)
-    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
-    if natural > console.width:
-        table = build(True)
+    for level in range(3):
+        table = build(level)
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        if natural <= console.width:
+            break
     console.print(table)
 
 
