@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -59,6 +60,36 @@ TOUR: list[tuple[str, str]] = [
 ]
 
 
+_EPOCH = re.compile(r"^(epoch|step) \d+(/\d+)?[: ]")
+_PROGRESS = re.compile(r"^\[.*\] [\d,]+/[\d,]+ .*\([\d.]+s\)$")
+
+
+def trim(text: str) -> str:
+    """Shorten the per-epoch and progress lines: of each run of epoch lines the first and the
+    last are kept, intermediate progress lines are dropped; ``...`` marks what was cut."""
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _PROGRESS.match(line):
+            i += 1
+            continue
+        if _EPOCH.match(line):
+            j = i
+            run = []
+            while j < len(lines) and (_EPOCH.match(lines[j]) or _PROGRESS.match(lines[j])):
+                if _EPOCH.match(lines[j]):
+                    run.append(lines[j])
+                j += 1
+            out += run if len(run) <= 3 else [run[0], "...", run[-1]]
+            i = j
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
 def _commit() -> str:
     try:
         rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -98,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             text = proc.stdout.replace(str(work) + "/", "")
             text = text.replace(str(work), ".")
             status = "" if proc.returncode == 0 else f", exit status {proc.returncode}"
-            body = (f"$ {cmd}\n{text.rstrip()}\n# archopt at commit {commit}, {day}, one torch "
-                    f"thread, {wall:.1f} s wall{status}\n")
+            body = (f"$ {cmd}\n{trim(text.rstrip())}\n# archopt at commit {commit}, {day}, one "
+                    f"torch thread, {wall:.1f} s wall{status}\n")
             (OUT / f"{name}.txt").write_text(body, encoding="utf-8")
             print(f"{name}: {wall:.1f} s{status}", flush=True)
     return 0
