@@ -107,4 +107,4 @@ def test_tables_drop_empty_columns_and_fit_80_columns(capsys, monkeypatch):
     assert "ort" not in header.split() and "onnxruntime" not in out  # no onnxruntime figure
     assert "…" not in out  # nothing cut
     assert "+ structure" in out and "designed" in out and "mbv2" in out
-    assert "0.175 M x0.36" in out  # a baseline's cost and its ratio to the design's, whole
+    assert "0.175M x0.36" in out  # a baseline's cost and its ratio to the design's, whole

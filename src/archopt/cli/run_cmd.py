@@ -31,7 +31,7 @@ from archopt.report import baseline_rows, results_rows
 
 
 def _mega(v: Any) -> str | None:
-    return None if v is None else f"{v / 1e6:.3f} M"
+    return None if v is None else f"{v / 1e6:.3f}M"
 
 
 def print_results(summary: dict[str, Any], out: Path) -> None:
@@ -55,10 +55,10 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
         ("structured", "structure"), ("refined", "HBDE")) if summary.get(key))
     verdict = (summary.get("comparison") or {}).get("verdict")
     print_table(f"archopt run: {summary['data']} (test split)",
-                ["model", "acc", "macro-F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
+                ["model", "acc", "F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
                 rows,
                 caption=(f"{names}; x = baseline / design; " if names else "")
-                + "ms = batch-1 latency (torch)"
+                + "F1 = macro-F1; ms = batch-1 latency (torch)"
                 + (", ort = onnxruntime's" if any(r[6] is not None for r in rows) else "")
                 + f"; {summary['seconds']:.1f} s of {stages}; report: {out / 'report.md'}"
                 + (f"\n{verdict}" if verdict else ""))
