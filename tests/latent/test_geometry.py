@@ -9,17 +9,16 @@ from scipy.stats import spearmanr
 from archopt.errors import InvalidSpec
 from archopt.latent import MultiScaleAutoencoder
 from archopt.latent.encoding import ArrayLayout, decode, encode
-from archopt.latent.generator import random_mlps
-from archopt.latent.geometry import (
+from archopt.latent.equivalence import (
     EQUIVALENCES,
     add_dead_unit,
     add_identity_layer,
     equivalent_variant,
-    geometry,
-    make_pairs,
     permute_units,
     split_unit,
 )
+from archopt.latent.generator import random_mlps
+from archopt.latent.geometry import geometry, make_pairs
 from archopt.spaces import MLPSpec
 
 LAYOUT = ArrayLayout()
@@ -136,3 +135,49 @@ def test_geometry_matches_brute_force(tiny):
                 total += 1
     assert out["closer"]["equivalent"] == pytest.approx(wins / total)
     assert out["max_equivalent_output_distance"] < 1e-6
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "leaky_relu"])
+def test_equivalent_arrays_pair_every_batch_mlp_with_an_equal_function(activation):
+    from archopt.latent.encoding import array_forward
+    from archopt.latent.equivalence import equivalent_arrays
+    from archopt.latent.generator import training_batch
+
+    g = torch.Generator().manual_seed(4)
+    arrays = training_batch(16, LAYOUT, generator=g)
+    partners, order = equivalent_arrays(arrays, LAYOUT, activation=activation,
+                                        negative_slope=0.1, generator=g)
+    x = X[:64].float()
+    y = torch.cat([array_forward(arrays[L], x, LAYOUT, activation) for L in sorted(arrays)])
+    yp = torch.cat([array_forward(partners[L], x, LAYOUT, activation)
+                    for L in sorted(partners)])[order]
+    assert torch.allclose(yp, y, rtol=1e-4, atol=1e-4 * float(y.abs().max()))
+    assert sorted(order.tolist()) == list(range(16))
+
+
+def test_contrastive_loss_is_infonce_on_partner_distances(tiny):
+    import torch.nn.functional as F
+
+    from archopt.latent.autoencoder import contrastive_loss, input_grid, training_loss
+    from archopt.latent.equivalence import equivalent_arrays
+    from archopt.latent.generator import training_batch
+
+    torch.manual_seed(0)
+    cfg = tiny("leaky_relu").model_copy(update={"contrastive_weight": 2.0})
+    model = MultiScaleAutoencoder(cfg)
+    arrays = training_batch(8, cfg.layout, generator=torch.Generator().manual_seed(1))
+    z = model.encode(arrays)
+    loss = contrastive_loss(model, arrays, z, torch.Generator().manual_seed(5))
+    partners, order = equivalent_arrays(arrays, cfg.layout, activation="leaky_relu",
+                                        negative_slope=0.1,
+                                        generator=torch.Generator().manual_seed(5))
+    zp = model.encode(partners)[order].detach()
+    z = z.detach()
+    d = torch.tensor([[float(((z[i] - zp[j]) ** 2).sum()) for j in range(8)] for i in range(8)])
+    expected = F.cross_entropy(-d / (0.1 * d.mean()), torch.arange(8))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    total, parts = training_loss(model, arrays, input_grid(3, 4),
+                                 generator=torch.Generator().manual_seed(5))
+    assert "contrastive" in parts
+    total.backward()
+    assert next(model.encoders[0].parameters()).grad.abs().sum() > 0
