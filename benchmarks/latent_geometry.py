@@ -98,7 +98,11 @@ def main() -> None:
                       "latent space (0.5 = chance)",
             "ratio": "median latent distance of equivalent pairs / median of the unrelated "
                      "pairs of the same anchors",
-            "deeper": "leaky-ReLU only: no exact bias-free construction exists for sigmoid"},
+            "deeper": "leaky-ReLU only: no exact bias-free construction exists for sigmoid",
+            "models": "shipped: the packaged autoencoder; untrained:<s>: its architecture at "
+                      "init seed s; finetune_ctl / finetune_ours: shipped + `steps` more "
+                      "batches without / with the contrastive term "
+                      "(benchmarks/latent_finetune.py, latent_finetune.json)"},
         "results": rows})
     print(f"wrote {out}")
 
