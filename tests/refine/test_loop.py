@@ -170,7 +170,10 @@ def test_cpu_clock_bounds_the_search_and_its_baselines(pretrained, digits, tmp_p
     assert s["clock"] == "cpu" and s["search_cpu_seconds"] >= 0.05
     rows = read_jsonl(tmp_path / "h" / "metrics.jsonl")
     assert all("search_cpu_seconds" in r for r in rows)
-    assert rows[-2]["search_cpu_seconds"] < 0.05 <= rows[-1]["search_cpu_seconds"]
+    # the search stops at the first generation past the budget (one generation can be enough
+    # on a busy machine)
+    assert all(r["search_cpu_seconds"] < 0.05 for r in rows[:-1])
+    assert rows[-1]["search_cpu_seconds"] >= 0.05
     found = run_baselines(res, pretrained, digits, ["adam", "random-blocks"], progress=False)
     for name in ("adam", "random-blocks"):
         assert found[name]["search_cpu_seconds"] >= s["search_cpu_seconds"]
