@@ -162,34 +162,6 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: per target and seed, each search's test MSE and count, and the baselines at that
-    count (test MSE), plus predict-the-mean."""
-    idx = {(r["target"], r["seed"], r["method"], r.get("matched_to")): r for r in rows}
-    names = list(BASELINES)
-    lines = ["| target | seed | search AE | search test MSE (w) | "
-             + " | ".join(names) + " | mean | search CPU-s |",
-             "|---" * (len(names) + 6) + "|"]
-    for target in TARGETS:
-        seeds = sorted({r["seed"] for r in rows if r["target"] == target})
-        for seed in seeds:
-            kinds = sorted({r["method"][7:] for r in rows if r["target"] == target
-                            and r["seed"] == seed and r["method"].startswith("search_")},
-                           key=lambda k: (k != "trained", k != "untrained", k))
-            for kind in kinds:
-                s = idx[(target, seed, f"search_{kind}", None)]
-                base = [idx.get((target, seed, n, kind)) for n in names]
-                mean = idx.get((target, seed, "mean", None))
-                lines.append(
-                    f"| {target} | {seed} | {kind} | {s['test_mse']:.3g} ({s['nonzero_weights']})"
-                    " | " + " | ".join(f"{b['test_mse']:.3g}" + (
-                        f" ({b['nonzero_weights']})" if b["nonzero_weights"] !=
-                        s["nonzero_weights"] else "") if b else "-" for b in base)
-                    + (f" | {mean['test_mse']:.3g}" if mean else " | -")
-                    + f" | {s['cpu_s']:.0f} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--targets", default=",".join(TARGETS))
@@ -203,12 +175,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.01, help="baselines' Adam learning rate")
     p.add_argument("--samples", type=int, default=10_000, help="rows of the synthetic targets")
     p.add_argument("--out", default="benchmarks/results/latent_compare.json")
-    p.add_argument("--table", action="store_true", help="print the markdown table of --out, "
-                   "run nothing")
     args = p.parse_args()
-    if args.table:
-        print(table(read_json(Path(args.out))["results"]))
-        return
     torch.set_num_threads(int(os.environ.get("ARCHOPT_THREADS", "1")))
     extra = {}
     for item in filter(None, args.models.split(",")):
