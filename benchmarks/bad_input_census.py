@@ -9,7 +9,7 @@ Informational lines (``> threads: ...``) may precede the error line.
 Writes ``benchmarks/results/bad_input_census.json``: per case (kind, name, argv, exit status,
 the error line, what was left behind, seconds) and the count tried / handled by kind.
 
-    /work/bin/cpujob -- python benchmarks/bad_input_census.py
+    python benchmarks/bad_input_census.py
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ tests): ``archopt.export_onnx`` (dynamic batch, opset 18, atomic write), then
 - ``latency``: :func:`archopt.profiling.benchmark_latency` -- ``torch.utils.benchmark``
   (``blocked_autorange``) and onnxruntime, batch 1 and 64, ``--threads`` intra-op threads.
 
-Writes ``benchmarks/results/export_roundtrip.json``. Timed figures want idle cores:
+Writes ``benchmarks/results/export_roundtrip.json``. Timed figures want idle cores
+(run it alone on the machine):
 
-    /work/bin/cpujob --exclusive -- python benchmarks/export_roundtrip.py
+    python benchmarks/export_roundtrip.py
 """
 
 from __future__ import annotations

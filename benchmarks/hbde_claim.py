@@ -52,7 +52,7 @@ Resumable: each pre-training and each run writes its JSON atomically under ``--w
 whose file exists is skipped; the results JSON and the plot are rebuilt from those files after
 every run (so a stopped benchmark still leaves consistent partial results).
 
-Usage: ``/work/bin/cpujob -- python benchmarks/hbde_claim.py --settings balanced``
+Usage: ``python benchmarks/hbde_claim.py --settings balanced``
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                                      "hbde": {"n_bins": 10_000, "population": 100, "F": 0.5,
                                               "CR": 0.9, "super_batch": 128, "metric": "f1",
                                               "rescore": False, "init_range": "bin"},
-                                     "seconds_per_run": args.seconds,
+                                     "seconds_per_run": None,  # from the runs, below
                                      "clock": "cpu (time.process_time, 1 torch thread): "
                                               "HBDE / DE search and Adam steps; monitoring "
                                               "not counted",
@@ -358,7 +358,17 @@ def aggregate(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                                        ("bin_width", "theta_std", "test_predictions_changed")}
         out["settings"][setting] = {"complete_seeds": len(complete), "table": table,
                                     "runs": per_seed}
+    out["setup"]["seconds_per_run"] = seconds_per_run(out)
     return out
+
+
+def seconds_per_run(out: dict[str, Any]) -> float | list[float] | None:
+    """The HBDE budget the runs actually had (``config.max_seconds`` of each ``hbde`` run), not
+    the ``--seconds`` of the invocation that assembled the file: one number when every run had
+    the same, else the sorted distinct values."""
+    got = sorted({r["hbde"]["config"]["max_seconds"] for st in out["settings"].values()
+                  for r in st["runs"].values() if "hbde" in r})
+    return got[0] if len(got) == 1 else (got or None)
 
 
 def markdown(res: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ the rest of the loss, backward, optimizer step. FLOPs per step come from
 the same thread count (the machine's floor for dense float32 work). Repeated ``--repeats`` times;
 medians reported.
 
-    /work/bin/cpujob --exclusive -- python benchmarks/latent.py
+    python benchmarks/latent.py
 """
 
 from __future__ import annotations

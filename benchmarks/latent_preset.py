@@ -10,7 +10,7 @@ Resumable: each variant trains in ``--work/<activation>_<variant>`` (a rerun res
 result is written to ``--work/result_<activation>_<variant>.json`` when done (skipped on rerun);
 ``--out`` collects every result file found.
 
-    /work/bin/cpujob -- python benchmarks/latent_preset.py --activation sigmoid \
+    python benchmarks/latent_preset.py --activation sigmoid \
         --variants preset,no_norm,noise --steps 16000
 """
 

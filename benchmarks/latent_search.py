@@ -18,7 +18,7 @@ lr_t 0.01, t only clamped to [0, 3]), ``slow_t`` (lr_t 0.001), ``cap`` (t capped
 Resumable: each (activation, variant, seed) result is written to ``--work`` as it finishes and
 skipped on a rerun; ``--out`` collects every result found there.
 
-    /work/bin/cpujob -- python benchmarks/latent_search.py --seeds 0,1,2 --variants default
+    python benchmarks/latent_search.py --seeds 0,1,2 --variants default
 """
 
 from __future__ import annotations

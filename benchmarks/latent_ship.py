@@ -8,7 +8,7 @@ on the fixed validation batches, decoder coverage on ``--coverage-mlps`` of them
 package index ``pretrained.json`` (file, SHA-256, size, training steps and minutes, figures) and
 ``--out`` (the validation table with the training run's own figures beside the shipped copy's).
 
-    /work/bin/cpujob -- python benchmarks/latent_ship.py --runs DIR_SIGMOID,DIR_LEAKY
+    python benchmarks/latent_ship.py --runs DIR_SIGMOID,DIR_LEAKY
 """
 
 from __future__ import annotations

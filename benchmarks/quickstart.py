@@ -5,20 +5,21 @@ Cases (each a subprocess running the installed ``archopt`` command, wall seconds
 Python start-up; results merged into one JSON file, each case written as it finishes):
 
 - ``quickstart``: ``archopt run --out DIR`` with the thread settings of the calling environment
-  (under ``cpujob``: one core, one thread). Its report figures (test accuracy, macro-F1, MACs,
-  params of the designed network and the baseline) are what the README's quick start shows.
+  (run it with one thread: ``OMP_NUM_THREADS=1``). Its report figures (test accuracy,
+  macro-F1, MACs, params of the designed network and the baseline) are what the quick start
+  shows.
 - ``busy-auto`` / ``busy-omp1`` / ``busy-torch-default``: the same command while another
   CPU-bound process (a Python busy loop, one per ``--burners``) runs on the machine: with the
   default thread policy (no ``$ARCHOPT_THREADS`` / ``$OMP_NUM_THREADS``), with
   ``OMP_NUM_THREADS=1``, and with ``--threads`` = the machine's cores (what torch does by
   default, i.e. the behaviour before archopt's thread policy; stopped after ``--cap`` seconds).
-  Run these under ``cpujob --exclusive`` so that nothing else shares the cores.
+  Run these alone on the machine, so that nothing else shares the cores.
 - ``concurrent``: two ``archopt run --epochs 1`` on one ``--out`` folder, the second started
   once the first holds the folder's lock: what each prints, its exit status, and the folder
   afterwards.
 
-    cpujob -- python benchmarks/quickstart.py --cases quickstart
-    cpujob --exclusive -- python benchmarks/quickstart.py --cases busy-auto,busy-omp1,concurrent
+    python benchmarks/quickstart.py --cases quickstart
+    python benchmarks/quickstart.py --cases busy-auto,busy-omp1,concurrent
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ GFLOP/s counts the matmuls of forward and backward with 64 rows (:func:`flops`; 
 torch.utils.flop_counter's count, ``flop_counter_check``). Writes
 ``benchmarks/results/structure_step.json`` (medians, every repeat, machine, load).
 
-    cpujob --exclusive --threads 2 -- python benchmarks/structure_step.py
+    python benchmarks/structure_step.py
 """
 
 from __future__ import annotations

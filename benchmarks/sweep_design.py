@@ -5,7 +5,7 @@ The real command (``archopt design sweep ...``) in a subprocess, once with ``--j
 table) and once more into the same folder without it (every trial is reused; the printed table
 is kept for the README):
 
-    /work/bin/cpujob -- python benchmarks/sweep_design.py
+    python benchmarks/sweep_design.py
 
 Writes benchmarks/results/sweep_design.json and benchmarks/results/sweep_design_pareto.png.
 """
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=20_000)
     ap.add_argument("--backend", default="--in-process",
                     help="--in-process, or e.g. '--workers 2' (Ray)")
-    ap.add_argument("--runs", type=Path, default=Path("/work/runs/i14/bench_design"))
+    ap.add_argument("--runs", type=Path, default=Path("runs") / "bench_design")
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     shutil.rmtree(args.runs, ignore_errors=True)

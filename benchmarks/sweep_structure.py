@@ -6,7 +6,7 @@ Every sweep is the real command (``archopt structure sweep ... --json``) in a su
 ``--threads 1`` per trial in both backends (so that their results can be compared: a different
 thread count changes float reductions). Run it alone on the machine for the wall times:
 
-    /work/bin/cpujob --exclusive -- python benchmarks/sweep_structure.py
+    python benchmarks/sweep_structure.py
 
 Writes benchmarks/results/sweep_structure.json.
 """
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--optimizer", default="asng")
     ap.add_argument("--kill-after", type=int, default=3, help="finished trials before SIGKILL")
-    ap.add_argument("--runs", type=Path, default=Path("/work/runs/i14/bench_structure"))
+    ap.add_argument("--runs", type=Path, default=Path("runs") / "bench_structure")
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--only-kill", action="store_true",
                     help="run only the kill-and-resume part (its own --epochs) and add it to "

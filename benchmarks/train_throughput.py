@@ -10,7 +10,9 @@ Measures, on CPU and (when present) CUDA, with the trainer's own pieces
 - ``end_to_end``: loader and step together, as the trainer runs them.
 
 Each figure is the median over ``--repeats`` timed repeats (each the mean of ``--steps`` steps)
-after ``--warmup`` untimed steps. Data are synthetic uint8 images of CIFAR's shape
+after ``--warmup`` untimed steps; the three are timed interleaved within each repeat, in wall
+and process-CPU seconds (on a shared machine the CPU seconds are the comparable figure). Data
+are synthetic uint8 images of CIFAR's shape
 (``--resolution`` 32, 3 channels), 10 classes. Results go to a JSON file (machine, versions,
 load average, settings, figures).
 
@@ -56,19 +58,14 @@ def _cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _timed(fn, repeats: int, steps: int, warmup: int, device: torch.device) -> list[float]:
-    """Seconds per call: ``repeats`` values, each the mean of ``steps`` calls."""
-    for _ in range(warmup):
+def _clock(fn, steps: int, device: torch.device) -> tuple[float, float]:
+    """(wall seconds, process-CPU seconds) per call, the mean of ``steps`` calls."""
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
         fn()
     _sync(device)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        _sync(device)
-        out.append((time.perf_counter() - t0) / steps)
-    return out
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def bench(device: torch.device, *, spec_name: str, batch_size: int, resolution: int,
@@ -108,10 +105,19 @@ def bench(device: torch.device, *, spec_name: str, batch_size: int, resolution: 
             return next(state["it"])
 
     xb, yb = next_batch()
-    loader_s = _timed(next_batch, repeats, max(steps, 4), 1, device)
-    step_s = _timed(lambda: step(xb, yb), repeats, steps, warmup, device)
-    e2e_s = _timed(lambda: step(*next_batch()), repeats, steps, 0, device)
-    ls, ss, es = (statistics.median(v) for v in (loader_s, step_s, e2e_s))
+    for _ in range(warmup):
+        step(xb, yb)
+    # Interleaved: loader, step and end-to-end alternate within each repeat, so that a change
+    # of machine load or clock during the measurement reaches all three alike (timed one after
+    # the other, a busier or cooler minute could make end-to-end look faster than the step).
+    runs: dict[str, list[tuple[float, float]]] = {"loader": [], "step": [], "end_to_end": []}
+    for _ in range(repeats):
+        runs["loader"].append(_clock(next_batch, max(steps, 4), device))
+        runs["step"].append(_clock(lambda: step(xb, yb), steps, device))
+        runs["end_to_end"].append(_clock(lambda: step(*next_batch()), steps, device))
+    wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
+    ls, ss, es = wall["loader"], wall["step"], wall["end_to_end"]
     return {
         "device": str(device),
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -125,7 +131,12 @@ def bench(device: torch.device, *, spec_name: str, batch_size: int, resolution: 
         "loader_share_of_step": round(ls / (ls + ss), 4),
         "end_to_end_ms": round(es * 1e3, 3),
         "end_to_end_images_per_s": round(batch_size / es, 2),
-        "runs": {"step_s": step_s, "loader_s": loader_s, "end_to_end_s": e2e_s},
+        "cpu_seconds": {"step_ms": round(cpu["step"] * 1e3, 3),
+                        "loader_ms_per_batch": round(cpu["loader"] * 1e3, 3),
+                        "end_to_end_ms": round(cpu["end_to_end"] * 1e3, 3)},
+        "order": "interleaved: loader, step, end-to-end in each repeat",
+        "runs": {f"{k}_s": [w for w, _ in v] for k, v in runs.items()}
+                | {f"{k}_cpu_s": [c for _, c in v] for k, v in runs.items()},
     }
 
 
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "macs_per_image": load_spec(a.spec).with_io(in_channels=3, resolution=a.resolution,
                                                     num_classes=10).macs(a.resolution),
         "repeats": a.repeats,
-        "machine": {"host": platform.node(), "cpu": _cpu_model_name(),
+        "machine": {"cpu": _cpu_model_name(),
                     "load_average_1_5_15_at_start": load_at_start,
                     "load_average_1_5_15_at_end": list(os.getloadavg()),
                     **environment_info()},

@@ -94,3 +94,27 @@ class TrainingDiverged(ArchoptError):
                 else "no checkpoint had been written yet")
         return cls(f"training diverged: the loss became NaN or infinite in epoch {epoch} "
                    f"(after {steps} steps); {kept}; {advice}")
+
+
+class WriteError(ArchoptError, OSError):
+    """A result that cannot be written: the disk (or quota) is full, the file too large for
+    the file system, or the folder not writable. Raised by archopt's writers
+    (:mod:`archopt.runs`) after removing their temporary file, so nothing is left half-written
+    and the files written before are intact. An :class:`OSError` too, for code that expects
+    one.
+
+    Attributes:
+        path: the file (or folder) that could not be written.
+        errno: the operating system's error number (``errno.ENOSPC``, ``errno.EACCES``, ...).
+        reason: the operating system's words for it ("No space left on device").
+    """
+
+    def __init__(self, message: str, *, path: object | None = None,
+                 errno: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

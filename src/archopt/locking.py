@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from archopt.errors import ArchoptError, FolderInUse
+from archopt.runs import write_error
 
 try:
     import fcntl
@@ -121,12 +122,21 @@ def _acquire(path: Path) -> FolderLock:
     except FileExistsError:
         raise ArchoptError(f"--out {path} is a file, not a folder; choose a folder") from None
     except OSError as err:
+        err = write_error(path, err)
+        if isinstance(err, ArchoptError):
+            raise err from None
         raise ArchoptError(f"cannot create result folder {path}: {err.strerror}") from None
     lock_path = path / LOCK_NAME
     if fcntl is None:  # pragma: no cover - Windows: no lock
         return FolderLock(path, _holder(), created)
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if created:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            raise write_error(lock_path, err) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -147,9 +157,13 @@ def _acquire(path: Path) -> FolderLock:
     stale = _read(fd)
     me = _holder()
     data = (json.dumps(me) + "\n").encode("utf-8")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
-    os.fsync(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+    except OSError as err:  # a full disk: give the lock up and leave nothing behind
+        _release(FolderLock(path, me, created, stale, fd))
+        raise write_error(lock_path, err) from None
     return FolderLock(path, me, created, stale, fd)
 
 

@@ -21,7 +21,8 @@ from archopt.spaces import ArchSpec, load_spec
 __all__ = ["build_report", "results_rows"]
 
 COLUMNS = ("model", "test accuracy", "test macro-F1", "params", "MACs", "CPU latency (ms/img)",
-           "batch 64 (ms/img)", "ONNX Runtime (ms/img)", "entropy", "effectiveness")
+           "batch 64 (ms/img)", "ONNX Runtime (ms/img)", "entropy", "effectiveness",
+           "params / design", "MACs / design", "latency / design")
 
 
 def _pct(v: Any) -> str:
@@ -32,37 +33,49 @@ def _num(v: Any, fmt: str = ",.0f") -> str:
     return "-" if v is None else format(float(v), fmt)
 
 
-#: The results table's rows: summary key, report label, short (terminal) label.
-ROW_LABELS = (("designed", "designed (DeepMAD)", "designed"), ("baseline", "baseline", "baseline"),
-              ("structured", "designed + structure", "+ structure"),
+#: The results table's rows after the baselines: summary key, report label, short label.
+ROW_LABELS = (("structured", "designed + structure", "+ structure"),
               ("refined", "designed + HBDE (macro-F1)", "+ HBDE"))
+
+
+def baseline_rows(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The baselines of a run summary, family -> row (a summary written before equal-budget
+    baselines has one ``baseline``: returned as ``{"baseline": row}``)."""
+    if summary.get("baselines"):
+        return dict(summary["baselines"])
+    return {"baseline": summary["baseline"]} if summary.get("baseline") else {}
 
 
 def results_rows(summary: dict[str, Any], *, short: bool = False) -> list[tuple[Any, ...]]:
     """The results table's rows: (model, acc, macro-F1, params, MACs, latency (torch, batch 1),
-    latency (torch, batch 64), latency (onnxruntime, batch 1), entropy, rho) -- latencies in ms
-    per example, None where the summary lacks them (older summaries have batch-1 torch only);
-    ``short`` labels for a terminal (the report's labels name the baseline too). The HBDE row
-    has macro-F1, params and MACs only."""
+    latency (torch, batch 64), latency (onnxruntime, batch 1), entropy, rho, params ratio,
+    MACs ratio, latency ratio) -- latencies in ms per example, ratios baseline / design, None
+    where the summary lacks them (older summaries have batch-1 torch only); ``short`` labels for
+    a terminal (the report's labels name the baselines). The HBDE row has macro-F1, params and
+    MACs only."""
+    def model(name: str, m: dict[str, Any]) -> tuple[Any, ...]:
+        return (name, m.get("test_accuracy"), m.get("test_macro_f1"), m.get("params"),
+                m.get("macs"), m.get("latency_ms"), m.get("latency_ms_b64"),
+                m.get("latency_ms_onnxruntime"), m.get("entropy"), m.get("effectiveness"),
+                m.get("params_ratio"), m.get("macs_ratio"), m.get("latency_ms_ratio"))
+
     rows = []
+    if summary.get("designed"):
+        rows.append(model("designed" if short else "designed (DeepMAD)", summary["designed"]))
+    for fam, m in baseline_rows(summary).items():
+        rows.append(model(fam if short else f"{fam}: {m.get('name', '?')}", m))
     for key, label, brief in ROW_LABELS:
         m = summary.get(key)
         if not m:
             continue
-        if short:
-            name = brief
-        else:
-            name = f"{label}: {m['name']}" if key == "baseline" and m.get("name") else label
+        name = brief if short else label
         if key == "refined" and m.get("method", "hbde") != "hbde":  # "+ HBDE" -> "+ bias"
             name = name.replace("HBDE", m["method"])
         if key == "refined":
             rows.append((name, None, m.get("test_macro_f1"), m.get("params"), m.get("macs"),
-                         None, None, None, None, None))
+                         None, None, None, None, None, None, None, None))
         else:
-            rows.append((name, m.get("test_accuracy"), m.get("test_macro_f1"), m.get("params"),
-                         m.get("macs"), m.get("latency_ms"), m.get("latency_ms_b64"),
-                         m.get("latency_ms_onnxruntime"), m.get("entropy"),
-                         m.get("effectiveness")))
+            rows.append(model(name, m))
     return rows
 
 
@@ -91,7 +104,7 @@ def _markdown_table(rows: Sequence[Sequence[Any]]) -> str:
     for r in rows:
         cells = [str(r[0]), _pct(r[1]), _pct(r[2]), _num(r[3]), _num(r[4]),
                  _num(r[5], ".3f"), _num(r[6], ".4f"), _num(r[7], ".4f"), _num(r[8], ",.1f"),
-                 _num(r[9], ".3f")]
+                 _num(r[9], ".3f"), _num(r[10], ".2f"), _num(r[11], ".2f"), _num(r[12], ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -190,17 +203,26 @@ def build_report(folder: str | Path) -> Path:
     run = config.get("run", {})
     design = read_json(out / "design" / "design.json")
     design_cfg = read_json(out / "design" / "config.json")
-    specs = {"designed": load_spec(out / "designed" / "arch.json"),
-             "baseline": load_spec(out / "baseline" / "arch.json")}
+    folders = {"designed": "designed", **{
+        fam: ("baseline" if fam == "baseline" else f"baseline-{fam}")
+        for fam in baseline_rows(summary)}}
+    specs = {k: load_spec(out / f / "arch.json") for k, f in folders.items()}
 
     from archopt.design.plots import plot_network
 
     plot_network(specs["designed"], out / "architecture.png",
                  title=f"designed network ({specs['designed'].macs():,} MACs)")
-    plot_network(specs["baseline"], out / "baseline_architecture.png",
-                 title=f"baseline: {specs['baseline'].name}")
+    for k, f in folders.items():
+        if k != "designed":
+            plot_network(specs[k], out / f"{f}_architecture.png", title=f"{k}: {specs[k].name}")
     _plot_scores(specs, run.get("rho"), out / "scores.png")
-    _plot_curves({k: read_jsonl(out / k / "metrics.jsonl") for k in specs}, out / "curves.png")
+    _plot_curves({k: read_jsonl(out / f / "metrics.jsonl") for k, f in folders.items()},
+                 out / "curves.png")
+    comparison = summary.get("comparison", {})
+    baseline_text = "\n\n".join(f"{k}: {specs[k].name}: ![{k}]({f}_architecture.png)"
+                                 for k, f in folders.items() if k != "designed")
+    train_lines = "\n    ".join(_train_command(f"{f}/arch.json", run, f)
+                                for k, f in folders.items() if k != "designed")
 
     d = summary["designed"]
     stage_rows = "\n".join(
@@ -240,14 +262,17 @@ def build_report(folder: str | Path) -> Path:
 {', '.join(stages[:-1])} and {stages[-1]}.
 
 A CNN designed by DeepMAD (maximum multi-scale entropy under an effectiveness bound and
-MACs / params budgets; no training during the search) against a hand-designed CIFAR-style ResNet
-widened as far as the designed network's MACs allow (the widest base width whose MACs do not
-exceed them), both trained with the same recipe on {summary['train_examples']:,}
-images and tested on {summary['test_examples']:,}.
+MACs / params budgets; no training during the search) against hand-designed networks at equal
+budgets (of each family -- CIFAR-style ResNet-(6n+2) over depth and width, MobileNetV2 over its
+width multiplier -- the member with the most MACs within both the MACs and the params budget),
+all trained with the same recipe on {summary['train_examples']:,} images and tested on
+{summary['test_examples']:,}.
 
 ## Results (test split)
 
 {_markdown_table(results_rows(summary))}
+
+{comparison.get('verdict', '')}
 
 {_latency_note(summary)} Entropy and effectiveness: DeepMAD's
 training-free scores (`archopt score`).
@@ -268,9 +293,11 @@ The evolutionary search scored {design['candidates']:,} candidates in
 |---|---|---|---|---|---|
 {stage_rows}
 
-The baseline, {specs['baseline'].name}: ![baseline](baseline_architecture.png)
+The baselines:
 
-## Entropy and effectiveness, design vs baseline
+{baseline_text}
+
+## Entropy and effectiveness, design vs baselines
 
 ![scores](scores.png)
 
@@ -288,6 +315,6 @@ Stage by stage:
 
     {_design_command(run, design_cfg, 'design')}
     {_train_command('design/arch.json', run, 'designed')}
-    {_train_command('baseline/arch.json', run, 'baseline')}
+    {train_lines}
 """
     return atomic_write_text(out / "report.md", text)

@@ -16,6 +16,7 @@ command never destroys the previous version.
 from __future__ import annotations
 
 import datetime as _dt
+import errno as _errno
 import io
 import json
 import math
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "WRITE_ERRNOS",
     "ResultDir",
     "atomic_torch_save",
     "atomic_write_bytes",
@@ -41,7 +43,46 @@ __all__ = [
     "read_jsonl",
     "to_jsonable",
     "torch_load",
+    "write_error",
+    "write_error_kept",
 ]
+
+#: The ``OSError`` numbers that mean the user's disk or folder refuses a write (full disk or
+#: quota, file too large, not writable, read-only): :func:`write_error` makes them one line.
+WRITE_ERRNOS = frozenset({_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG, _errno.EACCES,
+                          _errno.EPERM, _errno.EROFS})
+
+
+def write_error(path: str | os.PathLike[str], err: OSError, *, kept: bool = False) -> OSError:
+    """The one-line :class:`~archopt.errors.WriteError` for a write of ``path`` that failed
+    with ``err`` when ``err`` is one of :data:`WRITE_ERRNOS`; otherwise ``err`` itself (a bug
+    or an unexpected condition keeps its traceback). ``kept``: the folder keeps completed work
+    that ``--resume`` continues from, and the message says so."""
+    from archopt.errors import WriteError
+
+    if err.errno not in WRITE_ERRNOS:
+        return err
+    if isinstance(err, WriteError):
+        path = err.path if err.path is not None else path
+        reason = err.reason or os.strerror(err.errno)
+    else:
+        reason = err.strerror or os.strerror(err.errno)
+    if err.errno in (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG):
+        fix = "free some space" + ("" if kept else " (or choose another result folder)")
+    else:
+        fix = "the folder is not writable: fix its permissions" + (
+            "" if kept else " or choose another result folder")
+    then = ("and rerun with --resume: the work completed before is kept, no file was left "
+            "half-written" if kept else "and rerun; no file was left half-written")
+    return WriteError(f"cannot write {path}: {reason}; {fix} {then}", path=path,
+                      errno=err.errno, reason=reason)
+
+
+def write_error_kept(err: OSError) -> OSError:
+    """:func:`write_error` with ``kept=True`` for an error it made; other errors unchanged."""
+    from archopt.errors import WriteError
+
+    return write_error(err.path, err, kept=True) if isinstance(err, WriteError) else err
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -85,18 +126,28 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    Raises:
+        WriteError: the disk is full or the folder not writable (:func:`write_error`); the
+            temporary file is removed and a previous ``path`` is left as it was.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise write_error(target, err) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+            raise write_error(target, err) from None
         raise
     _fsync_dir(target.parent)
     return target
@@ -262,7 +313,10 @@ class ResultDir:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(self.path, err) from None
 
     def __repr__(self) -> str:
         return f"ResultDir({str(self.path)!r})"
@@ -301,12 +355,29 @@ class ResultDir:
 
     # -- metrics log ------------------------------------------------------------------------
     def append_metrics(self, row: Mapping[str, Any], *, name: str = METRICS) -> None:
-        """Append one JSON line and flush it to disk."""
+        """Append one JSON line and flush it to disk.
+
+        Raises: WriteError (disk full, not writable): the file is cut back to its previous
+            lines, so no partial line is left.
+        """
         line = json.dumps(to_jsonable(row), allow_nan=False) + "\n"
-        with open(self.file(name), "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        p = self.file(name)
+        existed = p.exists()
+        start = p.stat().st_size if existed else 0
+        try:
+            with open(p, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            try:
+                if existed:
+                    os.truncate(p, start)
+                else:
+                    p.unlink(missing_ok=True)
+            except OSError:
+                pass  # the error below is the one to report
+            raise write_error(p, err) from None
 
     def read_metrics(self, *, name: str = METRICS) -> list[dict[str, Any]]:
         return read_jsonl(self.file(name))

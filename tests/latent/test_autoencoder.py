@@ -193,3 +193,16 @@ def test_config_errors(tiny):
         AutoencoderConfig(activation="relu")
     with pytest.raises(InvalidSpec, match="depth"):
         MultiScaleAutoencoder(tiny()).decode(torch.zeros(1, 16), 5)
+
+
+def test_fine_tuning_starts_from_the_given_weights(tiny, tmp_path):
+    from archopt.latent import TrainConfig, load_autoencoder, train_autoencoder
+
+    torch.manual_seed(3)
+    src = MultiScaleAutoencoder(tiny("sigmoid"))
+    cfg = tiny("sigmoid").model_copy(update={"contrastive_weight": 1.0})
+    train_autoencoder(tmp_path / "ft", cfg, TrainConfig(steps=0, val_batches=1),
+                      device="cpu", init=src.state_dict(), init_source="src")
+    model, _ = load_autoencoder(tmp_path / "ft")
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)

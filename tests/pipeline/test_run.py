@@ -29,16 +29,25 @@ def tiny_run(tmp_path_factory):
 
 def test_summary_report_and_budgets(tiny_run):
     s, out = tiny_run.summary, tiny_run.out
-    for key in ("designed", "baseline"):
+    rows = {"designed": s["designed"], **s["baselines"]}
+    for key, row in rows.items():
         for field in ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms"):
-            assert s[key][field] is not None, (key, field)
+            assert row[field] is not None, (key, field)
     designed = load_spec(out / "design" / "arch.json")
     assert designed.macs() <= 1.5e6 and designed.params() <= 4e5
     assert s["designed"]["macs"] == designed.macs()
-    # the baseline spends at most the designed network's MACs, and not much less
-    assert 0.5 * designed.macs() <= s["baseline"]["macs"] <= designed.macs()
+    # every baseline fits both budgets the design used; the ratios are to the design
+    assert set(s["baselines"]) <= {"resnet", "mbv2"} and "resnet" in s["baselines"]
+    for fam, row in s["baselines"].items():
+        spec = load_spec(out / f"baseline-{fam}" / "arch.json")
+        assert row["macs"] == spec.macs() <= 1.5e6 and row["params"] == spec.params() <= 4e5
+        assert row["params_ratio"] == pytest.approx(row["params"] / designed.params())
+        diff = s["comparison"]["design_minus_baseline"][fam]["points_per_seed"]
+        assert diff == [pytest.approx(100 * (s["designed"]["test_accuracy"]
+                                             - row["test_accuracy"]))]
+    assert "over 1 seed" in s["comparison"]["verdict"]
     for name in ("report.md", "architecture.png", "scores.png", "curves.png", "run.yaml",
-                 "designed/checkpoint.pt", "baseline/checkpoint.pt"):
+                 "designed/checkpoint.pt", "baseline-resnet/checkpoint.pt"):
         assert (out / name).exists(), name
     assert "| designed (DeepMAD) |" in (out / "report.md").read_text()
 
@@ -99,6 +108,10 @@ def test_ctrl_c_then_resume_gives_the_same_result(tmp_path):
                            timeout=600)
     assert again.returncode == 0, again.stderr
     got = json.loads(again.stdout)
-    for key in ("designed", "baseline"):
-        for field in ("test_accuracy", "test_macro_f1", "params", "macs"):
-            assert got[key][field] == ref[key][field], (key, field)
+    for key in ("designed", "baselines"):
+        rows = got[key] if key == "baselines" else {key: got[key]}
+        refs = ref[key] if key == "baselines" else {key: ref[key]}
+        assert rows.keys() == refs.keys()
+        for name in rows:
+            for field in ("test_accuracy", "test_macro_f1", "params", "macs"):
+                assert rows[name][field] == refs[name][field], (name, field)

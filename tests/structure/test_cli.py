@@ -35,13 +35,14 @@ def test_structure_mlp_units_writes_the_summary_and_a_loadable_compact_model(cli
                 "params_full", "latency_ms", "latency_ms_supernet", "arch", "cost_usage_rate"):
         assert key in s, key
     assert s["test_error"] == 1 - s["test_accuracy"] and s["penalty"] == 2**-4
-    assert s["compact_test_accuracy"] == s["test_accuracy"]
+    assert s["compact_test_accuracy"] == s["mstar"]["test_accuracy"]  # the paper's M*
+    assert s["shipped"] == "finetuned" and s["test_accuracy"] == s["finetuned"]["test_accuracy"]
     assert s["params"] < s["params_full"] and s["weight_usage_rate"] == s["params"] / \
         s["params_full"]
     assert s["arch"]["unit_masks"] is not None
     assert [sum(m) for m in s["arch"]["unit_masks"]] == s["units_per_layer"]
     for f in ("config.json", "metrics.jsonl", "checkpoint.pt", "structure.json", "arch.json",
-              "model.pt", "summary.json"):
+              "model.pt", "mstar.pt", "summary.json"):
         assert (out / f).exists(), f
     model, spec, meta = load_model(out / "model.pt")
     assert spec.kept_widths() == s["units_per_layer"] and meta["dataset"] == "digits"

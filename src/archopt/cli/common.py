@@ -7,11 +7,12 @@ The CLI is thin: a verb parses its options, calls the library, and prints. A use
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,12 +30,18 @@ __all__ = [
     "OneLineErrors",
     "OutOpt",
     "SeedOpt",
+    "TestSizeOpt",
+    "TestSubsetAlias",
     "ThreadsOpt",
+    "TrainSizeOpt",
+    "TrainSubsetAlias",
+    "alias",
     "console",
     "err_console",
     "fail",
     "handle_errors",
     "latency_items",
+    "polish_help",
     "print_json",
     "print_table",
     "use_threads",
@@ -60,6 +67,23 @@ DataDirOpt = Annotated[
                  "(default: $ARCHOPT_DATA_DIR)."),
 ]
 
+TrainSizeOpt = Annotated[int | None, typer.Option(
+    "--train-size", min=1, help="Train on a seeded random subset of this many examples.")]
+TestSizeOpt = Annotated[int | None, typer.Option(
+    "--test-size", min=1, help="Test on a seeded random subset of this many examples.")]
+# The names these options had in some verbs before: still accepted, not shown.
+TrainSubsetAlias = Annotated[int | None, typer.Option("--train-subset", min=1, hidden=True)]
+TestSubsetAlias = Annotated[int | None, typer.Option("--test-subset", min=1, hidden=True)]
+
+
+def alias(value: Any, old: Any, name: str, old_name: str) -> Any:
+    """The value of an option given under its name or its old, hidden one (not both)."""
+    if old is None:
+        return value
+    if value is not None and value != old:
+        raise typer.BadParameter(f"{name} and {old_name} (its old name) disagree; give one")
+    return old
+
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
@@ -80,7 +104,8 @@ def use_threads(threads: int | None) -> ThreadChoice:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn ArchoptError into a one-line message + exit 2; Ctrl-C into exit 130."""
+    """Turn ArchoptError (and an OSError for a full disk or an unwritable folder) into a
+    one-line message + exit 2; Ctrl-C into exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -89,6 +114,14 @@ def handle_errors(fn: F) -> F:
         except ArchoptError as err:
             msg = " ".join(str(err).split("\n"))
             raise fail(msg, getattr(err, "exit_code", 2)) from None
+        except OSError as err:
+            # a writer outside archopt.runs (a library's own file) on a full disk or an
+            # unwritable folder: one line too; any other OSError keeps its traceback
+            from archopt.runs import WRITE_ERRNOS, write_error
+
+            if err.errno not in WRITE_ERRNOS:
+                raise
+            raise fail(str(write_error(err.filename or "a result file", err))) from None
         except KeyboardInterrupt:
             raise fail("interrupted; what was written so far is kept (rerun with --resume "
                        "where the command has it)", 130) from None
@@ -96,10 +129,61 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _help_text(text: str | None) -> str | None:
+    """Help as typed, for rich's panels: brackets escaped (``[default: 10]`` is text, not a
+    markup tag that rich would drop, leaving a stray " ."), and the lines of each paragraph
+    joined (rich keeps a docstring's line breaks; indented or bulleted lines are kept)."""
+    from rich.markup import escape
+
+    if not text:
+        return text
+    paras = []
+    for para in inspect.cleandoc(text).split("\n\n"):
+        lines = para.splitlines()
+        if not any(line[:1] in (" ", "-", "*", "\b") for line in lines[1:]):
+            para = " ".join(line.strip() for line in lines)
+        paras.append(para)
+    return escape("\n\n".join(paras))
+
+
+def polish_help(group: Any, verb_help: dict[str, str]) -> None:
+    """Prepare every command's help under ``group`` (recursively) for rich's panels: the
+    listing's one line per command (``verb_help`` for the top level, else the first sentence
+    of its help), and escaped, joined help texts (:func:`_help_text`)."""
+    for name, cmd in group.commands.items():
+        if getattr(cmd, "_archopt_polished", False):
+            continue
+        cmd._archopt_polished = True  # type: ignore[attr-defined]
+        first = (cmd.help or "").strip().split("\n\n")[0]
+        first = " ".join(first.split())
+        short = verb_help.get(name) or (first.split(". ")[0].rstrip(".") + "." if first
+                                        else None)
+        cmd.short_help = _help_text(short)
+        cmd.help = _help_text(cmd.help)
+        for param in cmd.params:
+            if getattr(param, "help", None):
+                param.help = _help_text(param.help)
+        if hasattr(cmd, "commands"):  # a group (typer's own click: duck-typed)
+            polish_help(cmd, {})
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """The top-level command group: a usage error (unknown option, bad value, missing
     argument) is one line on stderr, ``error: <what> (see archopt VERB --help)``, exit 2, like
-    every other user error; typer's default is a multi-line panel."""
+    every other user error; typer's default is a multi-line panel. ``archopt --help`` lists
+    the verbs in the order of :attr:`verb_help`, one line each."""
+
+    #: verb -> its one line in ``archopt --help`` (the order is the listing's).
+    verb_help: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        polish_help(self, self.verb_help)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {n: i for i, n in enumerate(self.verb_help)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -140,16 +224,41 @@ def _fmt(v: Any) -> str:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-                *, caption: str | None = None) -> None:
-    """A rich table on stdout (numbers right-aligned, thousands separated)."""
-    table = Table(title=title, caption=caption, show_lines=False)
+                *, caption: str | None = None, keep_empty: bool = False) -> None:
+    """A rich table on stdout (numbers right-aligned, thousands separated).
+
+    A column with no value in any row is left out (``keep_empty`` keeps it), e.g. the
+    onnxruntime latency where onnxruntime is not installed. A table wider than the terminal
+    drops its vertical rules, then narrows the gaps between columns, before rich wraps any
+    cell."""
+    from rich import box
+
     rows = [list(r) for r in rows]
-    for i, c in enumerate(columns):
-        numeric = bool(rows) and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
-                                     for r in rows if r[i] is not None)
-        table.add_column(c, justify="right" if numeric else "left")
-    for r in rows:
-        table.add_row(*(_fmt(v) for v in r))
+    keep = [i for i in range(len(columns))
+            if keep_empty or not rows or any(r[i] not in (None, "") for r in rows)]
+    columns = [columns[i] for i in keep]
+    rows = [[r[i] for i in keep] for r in rows]
+
+    def build(level: int) -> Table:
+        # 0: ruled; 1: no vertical rules, two spaces between columns; 2: one space
+        table = Table(title=title, caption=caption, show_lines=False,
+                      box=box.HEAVY_HEAD if level == 0 else box.SIMPLE_HEAD,
+                      show_edge=level == 0, pad_edge=level == 0, collapse_padding=level == 1,
+                      padding=(0, 0) if level == 2 else (0, 1))
+        for i, c in enumerate(columns):
+            numeric = bool(rows) and all(
+                isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
+                for r in rows if r[i] is not None)
+            table.add_column(c, justify="right" if numeric else "left")
+        for r in rows:
+            table.add_row(*(_fmt(v) for v in r))
+        return table
+
+    for level in range(3):
+        table = build(level)
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        if natural <= console.width:
+            break
     console.print(table)
 
 

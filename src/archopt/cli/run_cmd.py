@@ -13,7 +13,12 @@ import typer
 from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
+    TestSizeOpt,
+    TestSubsetAlias,
     ThreadsOpt,
+    TrainSizeOpt,
+    TrainSubsetAlias,
+    alias,
     err_console,
     handle_errors,
     print_json,
@@ -22,11 +27,11 @@ from archopt.cli.common import (
 )
 from archopt.pipeline.config import RunConfig
 from archopt.pipeline.run import run_pipeline
-from archopt.report import results_rows
+from archopt.report import baseline_rows, results_rows
 
 
 def _mega(v: Any) -> str | None:
-    return None if v is None else f"{v / 1e6:.3f} M"
+    return None if v is None else f"{v / 1e6:.3f}M"
 
 
 def print_results(summary: dict[str, Any], out: Path) -> None:
@@ -36,21 +41,28 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
     def pct(v: Any) -> str | None:
         return None if v is None else f"{100 * v:.2f}%"
 
-    rows = [(r[0], pct(r[1]), pct(r[2]), _mega(r[3]), _mega(r[4]),
-             None if r[5] is None else f"{r[5]:.2f}", None if r[7] is None else f"{r[7]:.3f}",
+    def with_ratio(v: str | None, ratio: Any) -> str | None:
+        return v if v is None or ratio is None else f"{v} x{ratio:.2f}"
+
+    rows = [(r[0], pct(r[1]), pct(r[2]), with_ratio(_mega(r[3]), r[10]),
+             with_ratio(_mega(r[4]), r[11]),
+             with_ratio(None if r[5] is None else f"{r[5]:.2f}", r[12]),
+             None if r[7] is None else f"{r[7]:.3f}",
              None if r[8] is None else f"{r[8]:,.0f}", None if r[9] is None else f"{r[9]:.3f}")
             for r in results_rows(summary, short=True)]
-    base = (summary.get("baseline") or {}).get("name")
+    names = "; ".join(f"{k}: {m.get('name')}" for k, m in baseline_rows(summary).items())
     stages = "design + training" + "".join(f" + {name}" for key, name in (
         ("structured", "structure"), ("refined", (summary.get("refined") or {}).get(
             "method") or "HBDE")) if summary.get(key))
+    verdict = (summary.get("comparison") or {}).get("verdict")
     print_table(f"archopt run: {summary['data']} (test split)",
-                ["model", "acc", "macro-F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
+                ["model", "acc", "F1", "params", "MACs", "ms", "ort", "entropy", "rho"],
                 rows,
-                caption=(f"baseline: {base}; " if base else "")
-                + "ms = batch-1 latency (torch), ort = onnxruntime's; "
-                  f"{summary['seconds']:.1f} s of {stages}; "
-                  f"report: {out / 'report.md'}")
+                caption=(f"{names}; x = baseline / design; " if names else "")
+                + "F1 = macro-F1; ms = batch-1 latency (torch)"
+                + (", ort = onnxruntime's" if any(r[6] is not None for r in rows) else "")
+                + f"; {summary['seconds']:.1f} s of {stages}; report: {out / 'report.md'}"
+                + (f"\n{verdict}" if verdict else ""))
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +81,8 @@ def register(app: typer.Typer) -> None:
         budget_params: Annotated[float | None, typer.Option(
             "--budget-params", help="Parameters (default: 5e5 on digits, 1e6 otherwise).")]
             = None,
-        budget_layers: Annotated[int | None, typer.Option("--budget-layers")] = None,
+        budget_layers: Annotated[int | None, typer.Option(
+            "--budget-layers", help="Layers (default: unbounded).")] = None,
         rho: Annotated[float | None, typer.Option(
             "--rho", help="Effectiveness bound (default 0.3 resnet, 0.5 mbv2).")] = None,
         space: Annotated[str | None, typer.Option("--space", help="resnet | mbv2.")] = None,
@@ -78,12 +91,18 @@ def register(app: typer.Typer) -> None:
             = None,
         epochs: Annotated[int | None, typer.Option(
             "--epochs", help="Training epochs (both networks).")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
-        lr: Annotated[float | None, typer.Option("--lr")] = None,
-        train_size: Annotated[int | None, typer.Option(
-            "--train-size", help="Train on a seeded subset of this many images.")] = None,
-        test_size: Annotated[int | None, typer.Option(
-            "--test-size", help="Test on a seeded subset of this many images.")] = None,
+        batch_size: Annotated[int | None, typer.Option(
+            "--batch-size", help="Examples per step (default: 64 on digits, 128 otherwise).")]
+            = None,
+        lr: Annotated[float | None, typer.Option(
+            "--lr", help="Peak learning rate of SGD (default 0.05).")] = None,
+        seeds: Annotated[int | None, typer.Option(
+            "--seeds", help="Train every network with this many seeds (seed, seed + 1, ...) "
+            "and compare the paired differences (default 1).")] = None,
+        train_size: TrainSizeOpt = None,
+        test_size: TestSizeOpt = None,
+        train_subset: TrainSubsetAlias = None,
+        test_subset: TestSubsetAlias = None,
         refine: Annotated[bool | None, typer.Option(
             "--refine/--no-refine", help="Add the macro-F1 refine stage (method: the refine "
                                          "comparison's best, or refine_options.method).")
@@ -103,13 +122,16 @@ def register(app: typer.Typer) -> None:
             "--resume", help="Continue an interrupted run in --out.")] = False,
         no_verify: Annotated[bool, typer.Option(
             "--no-verify", help="Skip dataset checksums (your own copy).")] = False,
-        seed: Annotated[int | None, typer.Option("--seed")] = None,
+        seed: Annotated[int | None, typer.Option(
+            "--seed", help="Seed for design, training and refinement (default 0).")] = None,
         device: DeviceOpt = "auto",
         threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
-        """Design a CNN within budgets, train it and a hand-designed baseline of at most equal MACs
-        with the same recipe, and write a report (report.md + plots)."""
+        """Design a CNN within budgets, train it and hand-designed baselines at equal budgets with
+        the same recipe, and write a report (report.md + plots)."""
+        train_size = alias(train_size, train_subset, "--train-size", "--train-subset")
+        test_size = alias(test_size, test_subset, "--test-size", "--test-subset")
         choice = use_threads(threads)
         train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                  if v is not None}
@@ -117,7 +139,7 @@ def register(app: typer.Typer) -> None:
             data=data, data_dir=data_dir, budget_macs=budget_macs, budget_params=budget_params,
             budget_layers=budget_layers, rho=rho, space=space, candidates=candidates,
             train_size=train_size, test_size=test_size, refine=refine, structure=structure,
-            seed=seed,
+            seed=seed, seeds=seeds,
             device=device if device != "auto" else None,
             verify=False if no_verify else None)
         if config is not None:

@@ -19,7 +19,12 @@ from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
     SeedOpt,
+    TestSizeOpt,
+    TestSubsetAlias,
     ThreadsOpt,
+    TrainSizeOpt,
+    TrainSubsetAlias,
+    alias,
     console,
     fail,
     handle_errors,
@@ -56,40 +61,52 @@ ThetaLrOpt = Annotated[float | None, typer.Option(
 LamOpt = Annotated[int, typer.Option("--lam", help="Structures per minibatch (lambda).")]
 StepsOpt = Annotated[int | None, typer.Option(
     "--max-steps-per-epoch", help="Cap the steps of each epoch (short schedules).")]
-TrainSubOpt = Annotated[int | None, typer.Option(
-    "--train-subset", help="Train on a random subset of this many examples.")]
-TestSubOpt = Annotated[int | None, typer.Option(
-    "--test-subset", help="Test on a random subset of this many examples.")]
 AugOpt = Annotated[str | None, typer.Option(
     "--augment", help="none | crop | flip | crop-flip (default: none mlp, crop-flip "
                       "densenet).")]
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume", help="Continue the run(s) in --out from their checkpoints.")]
 NoLatencyOpt = Annotated[bool, typer.Option("--no-latency", help="Skip CPU latency.")]
+FinetuneOpt = Annotated[int, typer.Option(
+    "--finetune-epochs", help="Fine-tune the compact M* network this many epochs with the run's "
+                              "recipe at lambda x batch (0 = the paper's M* alone).")]
+RescaleOpt = Annotated[str, typer.Option(
+    "--rescale", help="none (the paper) | theta: multiply M*'s kept units by their theta "
+                      "(dropout's weight-scaling rule), folded into the compact weights.")]
+BnRecalOpt = Annotated[bool, typer.Option(
+    "--bn-recalibrate/--no-bn-recalibrate",
+    help="Re-estimate M*'s BatchNorm statistics on training images (the paper: no).")]
+
+
+def _sizes(train: int | None, test: int | None, train_old: int | None,
+           test_old: int | None) -> tuple[int | None, int | None]:
+    return (alias(train, train_old, "--train-size", "--train-subset"),
+            alias(test, test_old, "--test-size", "--test-subset"))
 
 
 def _structure_config(optimizer: str, penalty: float, lam: int, theta_lr: float | None,
                       max_steps: int | None, train_subset: int | None,
-                      test_subset: int | None) -> Any:
+                      test_subset: int | None, **after: Any) -> Any:
+    from archopt.errors import UnknownName
     from archopt.structure.loop import StructureConfig
 
     if optimizer not in ("sng", "asng"):
-        from archopt.errors import UnknownName
-
         raise UnknownName(f"unknown structure optimiser {optimizer!r} (one of: sng, asng)")
+    if after.get("rescale", "none") not in ("none", "theta"):
+        raise UnknownName(f"unknown --rescale {after['rescale']!r} (one of: none, theta)")
     return StructureConfig(optimizer=optimizer, penalty=penalty, lam=lam, theta_lr=theta_lr,
                            max_steps_per_epoch=max_steps, train_subset=train_subset,
-                           test_subset=test_subset)
+                           test_subset=test_subset, **after)
 
 
 def _configs(task: str, optimizer: str, penalty: float, epochs: int, batch_size: int,
              lr: float | None, theta_lr: float | None, lam: int, max_steps: int | None,
              train_subset: int | None, test_subset: int | None, augment: str | None,
-             seed: int, device: str) -> tuple[Any, Any]:
+             seed: int, device: str, **after: Any) -> tuple[Any, Any]:
     from archopt.structure.run import default_train_config
 
     sc = _structure_config(optimizer, penalty, lam, theta_lr, max_steps, train_subset,
-                           test_subset)
+                           test_subset, **after)
     tc = default_train_config(task, epochs=epochs, batch_size=batch_size, lr=lr,
                               augment=augment, seed=seed, device=device)
     return sc, tc
@@ -110,27 +127,39 @@ def _finetune_config(epochs: int, batch_size: int, lr: float | None, augment: st
                        augment=augment or "none", seed=seed, device=device)
 
 
+def _model_line(b: dict[str, Any]) -> str:
+    lat = f", {b['latency_ms']:.4f} ms" if b.get("latency_ms") is not None else ""
+    return (f"accuracy {b['test_accuracy']:.4f}, {b['params']:,} params, {b['macs']:,} MACs"
+            f"{lat}")
+
+
 def _print_run(s: dict[str, Any], out: Path) -> None:
     from archopt.structure.run import undecided_warning
 
     key = next(k for k in _PER if k in s)
     per = s[key]
+    models = [(label, _model_line(s[k])) for k, label in (
+        ("mstar", "M* (the paper's)"), ("mstar_adjusted", "M* adjusted"),
+        ("finetuned", f"fine-tuned ({s.get('finetuned', {}).get('epochs')} epochs)"))
+        if k in s]
     print_kv(f"structure {s['task']} on {s['dataset']} (eps0 = {s['penalty']:g}, "
              f"{s['optimizer']})", [
-        ("test accuracy", s["test_accuracy"]), ("test error", s["test_error"]),
+        *models, (f"shipped ({s.get('shipped', 'mstar')}) test accuracy", s["test_accuracy"]),
+        ("test error", s["test_error"]),
         ("weight usage rate", s["weight_usage_rate"]),
         ("cost usage rate (sum c m / sum c)", s["cost_usage_rate"]),
         (_PER[key], " / ".join(map(str, per))),
         ("params (compact / full)", f"{s['params']:,} / {s['params_full']:,}"),
         ("latency ms (compact / masked full)",
-         f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}" if "latency_ms" in s
-         else "not measured"),
+         f"{s['latency_ms']:.4f} / {s['latency_ms_supernet']:.4f}"
+         if s.get("latency_ms") is not None and "latency_ms_supernet" in s else "not measured"),
         *((("latency ms onnxruntime (compact)", f"{s['latency_ms_onnxruntime']:.4f}"),)
           if s.get("latency_ms_onnxruntime") is not None else ()),
         ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
         ("decided bits", f"{100 * s['decided_fraction']:.1f} %" if "decided_fraction" in s
          else "not recorded"),
-        ("train seconds", s["train_seconds"]),
+        ("train seconds (joint / fine-tune)",
+         f"{s['train_seconds']} / {s.get('finetune_seconds') or 0}"),
     ])
     warning = undecided_warning(s)
     if warning:
@@ -163,19 +192,25 @@ def register(app: typer.Typer) -> None:
         theta_lr: ThetaLrOpt = None,
         lam: LamOpt = 2,
         max_steps_per_epoch: StepsOpt = None,
-        train_subset: TrainSubOpt = None,
-        test_subset: TestSubOpt = None,
+        train_subset: TrainSizeOpt = None,
+        test_subset: TestSizeOpt = None,
+        train_subset_alias: TrainSubsetAlias = None,
+        test_subset_alias: TestSubsetAlias = None,
         augment: AugOpt = None,
         data_dir: DataDirOpt = None,
         resume: ResumeOpt = False,
         no_latency: NoLatencyOpt = False,
+        finetune_epochs: FinetuneOpt = 5,
+        rescale: RescaleOpt = "none",
+        bn_recalibrate: BnRecalOpt = False,
         seed: SeedOpt = 0,
         device: DeviceOpt = "auto",
         threads: ThreadsOpt = None,
         json_: JsonOpt = False,
     ) -> None:
         """Train a supernet's weights and its structure distribution in one run; keep the
-        deterministic structure M* (theta >= 0.5) as a physically smaller network.
+        deterministic structure M* (theta >= 0.5) as a physically smaller network, then
+        fine-tune it (--finetune-epochs; 0 ships the paper's M* alone).
 
         Defaults: ASNG, 30 epochs (on digits with eps0 = 2^-6 ASNG reached 97.3 / 96.9 % test
         accuracy at 19.6 / 18.6 % weight usage, SNG 94.4 / 90.2 % at the same 1,260 steps;
@@ -183,10 +218,12 @@ def register(app: typer.Typer) -> None:
         with 500 epochs.
 
         Writes OUT/{config.json, metrics.jsonl, checkpoint.pt, structure.json, arch.json,
-        model.pt, summary.json}.
+        mstar.pt (the paper's M*), model.pt (the shipped model), summary.json, finetune/}.
         """
         if ctx.invoked_subcommand is not None:
             return
+        train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
+                                           test_subset_alias)
         use_threads(threads)
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
@@ -195,6 +232,10 @@ def register(app: typer.Typer) -> None:
         from archopt.structure.run import run_structure
         from archopt.structure.sweep import parse_penalty
 
+        after = {"finetune_epochs": finetune_epochs, "rescale": rescale,
+                 "bn_recalibrate": bn_recalibrate}
+        if finetune_epochs < 0:
+            raise fail("--finetune-epochs must be >= 0")
         with lock_folder(out):  # one writer per folder
             if task == "resnet-channels":
                 from archopt.structure.resnet import run_resnet_structure
@@ -203,7 +244,7 @@ def register(app: typer.Typer) -> None:
                     raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
                                "e.g. runs/run-digits/designed)")
                 sc = _structure_config(optimizer, parse_penalty(penalty), lam, theta_lr,
-                                       max_steps_per_epoch, train_subset, test_subset)
+                                       max_steps_per_epoch, train_subset, test_subset, **after)
                 tc = _finetune_config(epochs, batch_size, lr, augment, seed, device)
                 s = run_resnet_structure(init / "checkpoint.pt" if init.is_dir() else init, data,
                                          out=out, train=tc, structure=sc, data_dir=data_dir,
@@ -211,7 +252,7 @@ def register(app: typer.Typer) -> None:
             else:
                 sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
                                   theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
-                                  augment, seed, device)
+                                  augment, seed, device, **after)
                 s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
                                   data_dir=data_dir, resume=resume, latency=not no_latency)
         if json_:
@@ -238,8 +279,10 @@ def register(app: typer.Typer) -> None:
         theta_lr: ThetaLrOpt = None,
         lam: LamOpt = 2,
         max_steps_per_epoch: StepsOpt = None,
-        train_subset: TrainSubOpt = None,
-        test_subset: TestSubOpt = None,
+        train_subset: TrainSizeOpt = None,
+        test_subset: TestSizeOpt = None,
+        train_subset_alias: TrainSubsetAlias = None,
+        test_subset_alias: TestSubsetAlias = None,
         augment: AugOpt = None,
         no_baselines: Annotated[bool, typer.Option(
             "--no-baselines", help="Skip the fixed-structure baselines.")] = False,
@@ -264,11 +307,14 @@ def register(app: typer.Typer) -> None:
         from archopt.structure.sweep import parse_penalty, run_sweep
         from archopt.sweeps import parse_list, parse_seeds
 
+        train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
+                                           test_subset_alias)
         values = parse_list(penalties, "--penalties", parse_penalty)
         seed_list = parse_seeds(seeds)
         backend = backend_of(in_process, address)
         sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
-                          max_steps_per_epoch, train_subset, test_subset, augment, seed, device)
+                          max_steps_per_epoch, train_subset, test_subset, augment, seed, device,
+                          finetune_epochs=0)  # the paper's trade-off curve: M* itself
         t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
                       data_dir=data_dir, baselines=not no_baselines, latency=not no_latency,
                       seeds=seed_list, backend=backend, workers=workers, address=address,

@@ -20,6 +20,9 @@ from archopt.cli.common import (
     OutOpt,
     SeedOpt,
     ThreadsOpt,
+    TrainSizeOpt,
+    TrainSubsetAlias,
+    alias,
     console,
     err_console,
     handle_errors,
@@ -66,7 +69,7 @@ def register(app: typer.Typer) -> None:
         momentum: Annotated[float | None, typer.Option(
             "--momentum", help="SGD momentum [default: 0.9].")] = None,
         weight_decay: Annotated[float | None, typer.Option(
-            "--weight-decay", help="[default: 5e-4 sgd, 0 adam, 0.05 adamw].")] = None,
+            "--weight-decay", help="L2 penalty [default: 5e-4 sgd, 0 adam, 0.05 adamw].")] = None,
         schedule: Annotated[str | None, typer.Option(
             "--schedule", help="cosine | step | constant [default: cosine].")] = None,
         milestones: Annotated[str | None, typer.Option(
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
         augment: Annotated[str | None, typer.Option(
             "--augment", help="none | crop | flip | crop-flip [default: none].")] = None,
         label_smoothing: Annotated[float | None, typer.Option(
-            "--label-smoothing", help="[default: 0].")] = None,
+            "--label-smoothing", help="Cross-entropy label smoothing [default: 0].")] = None,
         grad_clip: Annotated[float | None, typer.Option(
             "--grad-clip", help="Clip the gradient norm to this value.")] = None,
         amp: Annotated[bool | None, typer.Option(
@@ -90,8 +93,8 @@ def register(app: typer.Typer) -> None:
         eval_every: Annotated[int | None, typer.Option(
             "--eval-every", help="Evaluate every N epochs (and after the last) [default: 1].")
         ] = None,
-        train_subset: Annotated[int | None, typer.Option(
-            "--train-subset", help="Train on a random subset of this many examples.")] = None,
+        train_subset: TrainSizeOpt = None,
+        train_subset_alias: TrainSubsetAlias = None,
         threads: ThreadsOpt = None,
         resume: Annotated[bool, typer.Option(
             "--resume", help="Continue the run in --out from its checkpoint.pt.")] = False,
@@ -114,6 +117,7 @@ def register(app: typer.Typer) -> None:
         from archopt.training.trainer import adapt_spec
 
         main = env_world()[0] == 0
+        train_subset = alias(train_subset, train_subset_alias, "--train-size", "--train-subset")
         threads = use_threads(threads).threads
         cfg = TrainConfig.from_any(
             None, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,

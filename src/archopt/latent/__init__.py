@@ -9,7 +9,9 @@ Neural Networks", arXiv 2410.08339 (spec: shared/specs/swat.md).
 - :mod:`~archopt.latent.training`: training with checkpoint/resume and MdPE validation;
 - :mod:`~archopt.latent.search`: latent search (z, threshold t, soft pruning, sparsity penalty);
 - :mod:`~archopt.latent.compact`: thresholding and dead-unit removal to a compact MLP;
-- :mod:`~archopt.latent.baseline`: the dense-then-magnitude-pruned baseline;
+- :mod:`~archopt.latent.baselines`: sparse-MLP baselines (prune + fine-tune, IMP with rewinding,
+  L0 hard-concrete, dense narrow) and the comparison protocol;
+- :mod:`~archopt.latent.geometry`: does latent distance follow functional distance?
 - :mod:`~archopt.latent.targets`: the paper's synthetic target and ``--data`` resolution.
 
 >>> from archopt.latent import AutoencoderConfig, TrainConfig, train_autoencoder
@@ -24,7 +26,7 @@ from archopt.latent.autoencoder import (
     input_grid,
     min_decoder_loss,
 )
-from archopt.latent.baseline import pruned_baseline
+from archopt.latent.baselines import pruned_baseline
 from archopt.latent.compact import CompactMLP, compact_mlp, magnitude_prune
 from archopt.latent.encoding import (
     ACTIVATIONS,

@@ -77,6 +77,11 @@ experiments (``benchmarks/latent_preset.py`` compares variants):
 - schedule (:meth:`archopt.latent.training.TrainConfig.cpu`): Adam 1e-3, 200 warm-up steps,
   cosine to 0 over ``CPU_STEPS`` batches of 32.
 
+Ours, for fine-tuning (``contrastive_weight``, 0 in every preset): an InfoNCE term that pulls
+each training MLP's latent point towards an exactly equivalent MLP (:func:`contrastive_loss`),
+so that the encoder places equal functions together whatever their arrays
+(``benchmarks/latent_geometry.py`` measures whether it does).
+
 Assumptions beyond the spec (named here and in the report):
 
 - the thresholded masks pass gradients straight through (``hard + soft - soft.detach()``): the
@@ -96,12 +101,14 @@ from torch import nn
 
 from archopt.errors import InvalidSpec
 from archopt.latent.encoding import ArrayLayout, array_forward, structure_mask
+from archopt.latent.equivalence import equivalent_arrays
 from archopt.settings import Settings
 
 __all__ = [
     "LOSSES",
     "AutoencoderConfig",
     "MultiScaleAutoencoder",
+    "contrastive_loss",
     "decoder_errors",
     "decoder_losses",
     "input_grid",
@@ -166,6 +173,10 @@ class AutoencoderConfig(Settings):
     latent_norm: bool = False
     # Gaussian noise (std, in latent units) added to z before decoding during training.
     latent_noise: float = Field(0.0, ge=0)
+    # Ours (not in the paper): weight of the contrastive term on equivalent pairs
+    # (:func:`contrastive_loss`; 0 = off) and its temperature.
+    contrastive_weight: float = Field(0.0, ge=0)
+    contrastive_temperature: float = Field(0.1, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> AutoencoderConfig:
@@ -462,14 +473,16 @@ def decoder_errors(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor]
 def _batch_forward(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
                    grid: torch.Tensor, generator: torch.Generator | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor],
-                              dict[int, torch.Tensor]]:
-    """``(mse, y, preds, raw)``: :func:`decoder_errors` plus the heads' raw outputs; with a
-    ``generator`` (training) ``latent_noise`` is added to ``z`` before decoding."""
+                              dict[int, torch.Tensor], torch.Tensor]:
+    """``(mse, y, preds, raw, z)``: :func:`decoder_errors` plus the heads' raw outputs and the
+    latent points; with a ``generator`` (training) ``latent_noise`` is added to ``z`` before
+    decoding (``z`` is returned without it)."""
     cfg = model.config
     lay = model.layout
     y = torch.cat([array_forward(arrays[L], grid, lay, cfg.activation, cfg.negative_slope)
                    for L in sorted(arrays)])
-    z = model.encode(arrays)
+    z0 = model.encode(arrays)
+    z = z0
     if generator is not None and cfg.latent_noise > 0:
         z = z + cfg.latent_noise * torch.randn(z.shape, generator=generator, device=z.device,
                                                dtype=z.dtype)
@@ -477,7 +490,34 @@ def _batch_forward(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor]
     preds = {L: array_forward(model._clean(r, L), grid, lay, cfg.activation,
                               cfg.negative_slope) for L, r in raw.items()}
     mse = torch.stack([((preds[L] - y) ** 2).mean(1) for L in model.depths], dim=1)
-    return mse, y, preds, raw
+    return mse, y, preds, raw, z0
+
+
+def contrastive_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
+                     z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Ours (not in the paper): an InfoNCE term that pulls every MLP's latent point towards an
+    exactly equivalent MLP (:func:`archopt.latent.equivalence.equivalent_arrays`: a split unit,
+    permuted units, a dead unit, or for leaky-ReLU / linear an identity layer) and away from the
+    other MLPs' partners in the batch.
+
+    With ``d_ij = ||z_i - z'_j||^2`` (``z'``: the partners' encodings) and ``m`` the batch mean of
+    ``d`` (no gradient, so the term is scale-free): ``cross_entropy(-d / (tau m), i)`` averaged
+    over the batch, ``tau = config.contrastive_temperature``.
+
+    Args:
+        arrays: the batch ``{depth: (B_L, H, W_L)}``; ``z``: its ``(B, latent_dim)`` encodings.
+    """
+    cfg = model.config
+    if generator.device.type != "cpu":  # the constructions draw on the CPU
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        generator = torch.Generator().manual_seed(seed)
+    partners, order = equivalent_arrays(arrays, model.layout, activation=cfg.activation,
+                                        negative_slope=cfg.negative_slope, generator=generator,
+                                        weight_range=cfg.weight_range)
+    zp = model.encode(partners)[order.to(z.device)]
+    d = torch.cdist(z, zp) ** 2
+    logits = -d / (cfg.contrastive_temperature * d.detach().mean().clamp_min(1e-12))
+    return nn.functional.cross_entropy(logits, torch.arange(len(z), device=z.device))
 
 
 def reconstruction_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
@@ -511,11 +551,13 @@ def training_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
     """The autoencoder's training objective on one batch.
 
     ``min-loss`` (mean over the batch of the minimum over decoders of ``config.loss``) plus, when
-    ``config.recon_weight > 0``, ``recon_weight * reconstruction_loss``.
+    ``config.recon_weight > 0``, ``recon_weight * reconstruction_loss``, plus, when
+    ``config.contrastive_weight > 0``, ``contrastive_weight * contrastive_loss`` (its partners
+    drawn from ``generator``; a seed-0 generator when None).
 
-    Returns: ``(loss, parts)`` with ``parts = {"functional", "recon"}`` as floats.
+    Returns: ``(loss, parts)`` with ``parts = {"functional", "recon", "contrastive"}`` as floats.
     """
-    mse, y, preds, raw = _batch_forward(model, arrays, grid, generator)
+    mse, y, preds, raw, z = _batch_forward(model, arrays, grid, generator)
     functional = decoder_losses(mse, y, preds, model.config.loss).min(1).values.mean()
     loss = functional
     parts = {"functional": float(functional.detach())}
@@ -523,6 +565,11 @@ def training_loss(model: MultiScaleAutoencoder, arrays: dict[int, torch.Tensor],
         recon = reconstruction_loss(model, arrays, raw)
         loss = loss + model.config.recon_weight * recon
         parts["recon"] = float(recon.detach())
+    if model.config.contrastive_weight > 0:
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        con = contrastive_loss(model, arrays, z, g)
+        loss = loss + model.config.contrastive_weight * con
+        parts["contrastive"] = float(con.detach())
     return loss, parts
 
 

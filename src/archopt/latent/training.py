@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -283,7 +284,9 @@ def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
 def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainConfig, *,
                       device: str | torch.device | None = "auto", resume: bool = True,
                       max_minutes: float | None = None,
-                      progress: Progress | None = None) -> dict[str, Any]:
+                      progress: Progress | None = None,
+                      init: Mapping[str, torch.Tensor] | None = None,
+                      init_source: str | None = None) -> dict[str, Any]:
     """Train (or resume training) an autoencoder into the result folder ``out``.
 
     Args:
@@ -296,6 +299,9 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
         max_minutes: optional wall-time bound for this call: training stops (with a checkpoint
             and a validation) at the first step past it; rerun to continue.
         progress: an optional progress bar (advanced once per step).
+        init: fine-tuning: a ``state_dict`` (e.g. of :func:`~archopt.latent.pretrained.
+            load_pretrained`'s model) the model starts from when no checkpoint is resumed (a
+            fresh optimiser, step 0); ``init_source`` names it in ``config.json``.
 
     Returns: the summary (also written to ``summary.json``): ``steps``, ``minutes`` (training
     wall time, all sessions), ``final_loss`` (mean of the last logged losses), ``val_mdpe``,
@@ -328,9 +334,16 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
         rd.keep_metrics(lambda r: int(r.get("step", 0)) <= step)
     else:
         rd.write_lines(rd.METRICS, [])
+        if init is not None:
+            try:
+                model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                       for k, v in init.items()})
+            except (RuntimeError, KeyError) as err:
+                raise CheckpointError(f"the initial weights ({init_source or 'init'}) do not "
+                                      f"fit this model: {str(err).splitlines()[0]}") from None
     rd.write_config({"command": "latent train", "autoencoder": config.model_dump(mode="json"),
                      "train": train.model_dump(mode="json"), "device": str(dev),
-                     "resumed_from_step": step})
+                     "resumed_from_step": step, "init_from": init_source})
     params = sum(p.numel() for p in model.parameters())
     grid = input_grid(config.n_in, config.grid_points, device=dev)
 

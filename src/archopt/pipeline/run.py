@@ -1,13 +1,15 @@
-"""``archopt run``: design a CNN with DeepMAD within budgets, train it, train a hand-designed
-baseline of at most equal MACs (the widest that fits) with the same recipe, optionally shrink
-the design (structure) and refine it with HBDE, and report.
+"""``archopt run``: design a CNN with DeepMAD within budgets, train it and the hand-designed
+baselines at equal budgets (of each family the largest member within both the MACs and the
+params budget: :mod:`archopt.pipeline.baseline`) with the same recipe, optionally shrink the
+design (structure) and refine it with HBDE, and report.
 
 Result folder::
 
     OUT/config.json  run.yaml       resolved options (run.yaml reproduces the run)
     OUT/design/      arch.json design.json convergence.png network.png   (archopt design)
     OUT/designed/    checkpoint.pt metrics.jsonl summary.json ...        (archopt train)
-    OUT/baseline/    the same for the baseline
+    OUT/baseline-resnet/, OUT/baseline-mbv2/   the same for each baseline
+    OUT/seeds/<network>-s<seed>/   the trainings of the extra seeds (``seeds`` > 1)
     OUT/structure/   (optional) channel selection on designed/checkpoint.pt: the supernet's
                      checkpoint.pt, structure.json, arch.json + model.pt of the compact network
     OUT/refine/      (optional) refine designed/checkpoint.pt (archopt refine; the method
@@ -30,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from archopt.data import ImageDataset, load_dataset
-from archopt.errors import ArchoptError
+from archopt.errors import ArchoptError, WriteError
 from archopt.locking import discard_on_failure, lock_folder
-from archopt.pipeline.baseline import hand_baseline
+from archopt.pipeline.baseline import RESNET_DEPTHS, Baseline, hand_baselines
 from archopt.pipeline.config import RunConfig
-from archopt.runs import ResultDir, atomic_write_text, read_json
+from archopt.runs import ResultDir, atomic_write_text, read_json, write_error_kept
 from archopt.spaces import ArchSpec, load_spec
 
 __all__ = ["RunResult", "run_pipeline"]
@@ -55,7 +57,8 @@ class RunResult:
 
 #: What a run writes in its folder (besides plots): removed again when a fresh run fails
 #: before it has a result (:func:`_has_results`), so that its corrected rerun is not refused.
-STAGES = ("design", "designed", "baseline", "structure", "refine")
+STAGES = ("design", "designed", "baseline-resnet", "baseline-mbv2", "seeds", "structure",
+          "refine")
 RUN_FILES = (ResultDir.CONFIG, "run.yaml", *STAGES, ResultDir.SUMMARY, "report.md")
 
 
@@ -114,13 +117,76 @@ def _design_stage(cfg: RunConfig, ds: ImageDataset, out: Path, progress: bool) -
 
 
 def _train_stage(spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, out: Path,
-                 resume: bool, progress: bool) -> dict[str, Any]:
+                 resume: bool, progress: bool, seed: int | None = None) -> dict[str, Any]:
     from archopt.training import TrainConfig, train
 
     if (out / "summary.json").exists():
         return read_json(out / "summary.json")
-    result = train(spec, ds, TrainConfig(**cfg.train), out, resume=resume, progress=progress)
+    train_cfg = {**cfg.train, **({} if seed is None else {"seed": seed})}
+    result = train(spec, ds, TrainConfig(**train_cfg), out, resume=resume, progress=progress)
     return result.summary
+
+
+def _train_seeds(name: str, spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, rd: ResultDir,
+                 resume: bool, progress: bool) -> list[dict[str, Any]]:
+    """The network's trainings, one per seed: ``OUT/<name>/`` for the run's seed, then
+    ``OUT/seeds/<name>-s<seed>/`` for the others."""
+    runs = [_train_stage(spec, ds, cfg, rd.file(name), resume, progress)]
+    for k in range(1, cfg.seeds):
+        seed = cfg.seed + k
+        runs.append(_train_stage(spec, ds, cfg, rd.file("seeds") / f"{name}-s{seed}", resume,
+                                 progress, seed=seed))
+    return runs
+
+
+def _baselines(cfg: RunConfig, ds: ImageDataset) -> list[Baseline]:
+    return hand_baselines(cfg.budget_macs, cfg.budget_params, in_channels=ds.in_channels,
+                          resolution=ds.resolution, num_classes=ds.num_classes,
+                          families=cfg.baselines,
+                          resnet_depths=(RESNET_DEPTHS if cfg.baseline_blocks is None
+                                         else (cfg.baseline_blocks,)))
+
+
+def _seeds_row(runs: list[dict[str, Any]], spec: ArchSpec) -> dict[str, Any]:
+    """A network's row: the first seed's figures, test accuracy and macro-F1 as the mean over
+    seeds (each seed's in ``test_accuracy_seeds``)."""
+    row = _model_row(runs[0], spec)
+    for key in ("test_accuracy", "test_macro_f1"):
+        vals = [r.get(key) for r in runs]
+        if all(v is not None for v in vals):
+            row[key] = sum(vals) / len(vals)
+            row[f"{key}_seeds"] = vals
+    row["seconds"] = sum(r.get("seconds") or 0.0 for r in runs)
+    return row
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return None if a is None or not b else float(a) / float(b)
+
+
+def compare(designed: dict[str, Any], baselines: dict[str, dict[str, Any]],
+            seeds: int) -> dict[str, Any]:
+    """Each baseline's cost ratios to the design (``*_ratio`` = baseline / design, set in the
+    baseline rows) and the paired test-accuracy differences, design minus baseline, per seed;
+    ``verdict``: one line naming who won by how much over how many seeds."""
+    parts, out = [], {}
+    d_acc = designed.get("test_accuracy_seeds") or [designed["test_accuracy"]]
+    for fam, row in baselines.items():
+        for key in ("params", "macs", "latency_ms"):
+            row[f"{key}_ratio"] = _ratio(row.get(key), designed.get(key))
+        b_acc = row.get("test_accuracy_seeds") or [row["test_accuracy"]]
+        diffs = [100 * (a - b) for a, b in zip(d_acc, b_acc, strict=True)]
+        mean = sum(diffs) / len(diffs)
+        wins = sum(d > 0 for d in diffs)
+        out[fam] = {"baseline": row["name"], "points_per_seed": diffs, "mean_points": mean,
+                    "design_wins": wins, "seeds": len(diffs)}
+        who = "design" if mean > 0 else row["name"] if mean < 0 else "neither"
+        parts.append(f"vs {row['name']}: {who} {'wins' if mean else 'ties'} by "
+                     f"{abs(mean):.2f} points"
+                     + (f" (design ahead on {wins} of {len(diffs)} seeds)" if seeds > 1 else ""))
+    verdict = (f"test accuracy, designed (DeepMAD) {100 * designed['test_accuracy']:.2f} % "
+               f"over {seeds} seed{'s' if seeds > 1 else ''}: " + "; ".join(parts))
+    return {"seeds": seeds, "design_minus_baseline": out, "verdict": verdict}
 
 
 def _refine_stage(ds: ImageDataset, cfg: RunConfig, checkpoint: Path, out: Path, resume: bool,
@@ -147,7 +213,8 @@ def _structure_stage(ds: ImageDataset, cfg: RunConfig, checkpoint: Path, out: Pa
 
 
 def _structured_row(st: dict[str, Any]) -> dict[str, Any]:
-    row = _model_row({**st, "seconds": st.get("train_seconds")}, load_spec(st["arch"]))
+    row = _model_row({**st, "seconds": st.get("seconds", st.get("train_seconds"))},
+                     load_spec(st["arch"]))
     row.update({k: st.get(k) for k in (
         "weight_usage_rate", "cost_usage_rate", "params_full", "macs_full", "btn_per_superblock",
         "btn_full", "optimizer", "penalty", "steps", "compact_max_abs_logit_difference")})
@@ -177,9 +244,12 @@ def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
         progress: show progress bars / lines.
         log: where stage messages go (default: nowhere).
 
-    Returns: :class:`RunResult`; ``summary`` has ``designed`` and ``baseline`` objects (each
-        with ``test_accuracy``, ``test_macro_f1``, ``params``, ``macs``, ``latency_ms``,
-        entropy, effectiveness), ``structured`` when the structure stage ran (the same
+    Returns: :class:`RunResult`; ``summary`` has ``designed`` and ``baselines`` (family ->
+        row) objects (each with ``test_accuracy``, ``test_macro_f1`` -- means over the seeds --,
+        ``params``, ``macs``, ``latency_ms``, entropy, effectiveness; a baseline row also the
+        ratios to the design, ``params_ratio``, ``macs_ratio``, ``latency_ms_ratio``),
+        ``comparison`` (paired differences per seed and a one-line ``verdict``: see
+        :func:`compare`), ``structured`` when the structure stage ran (the same
         figures for the compact network, plus ``weight_usage_rate``), ``refined`` when
         refinement ran, and ``seconds``.
     Raises: ArchoptError subclasses (bad options, data, infeasible budgets, a folder holding
@@ -190,8 +260,13 @@ def run_pipeline(config: RunConfig, out: str | Path, *, resume: bool = False,
     with lock_folder(out):  # one writer per folder
         rd = ResultDir(out)
         _check_folder(rd, cfg, resume)
-        with discard_on_failure(rd.path, RUN_FILES, lambda: _has_results(rd)):
-            return _run(cfg, rd, resume, progress, log or (lambda _msg: None))
+        try:
+            with discard_on_failure(rd.path, RUN_FILES, lambda: _has_results(rd)):
+                return _run(cfg, rd, resume, progress, log or (lambda _msg: None))
+        except WriteError as err:  # a full disk: say that the completed stages are kept
+            if _has_results(rd):
+                raise write_error_kept(err) from None
+            raise
 
 
 def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
@@ -211,16 +286,25 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
     say(f"designed: {designed_spec.macs():,} MACs, {designed_spec.params():,} params, "
         f"{designed_spec.layers()} layers ({design['seconds']:.1f} s)")
 
-    baseline_spec = hand_baseline(designed_spec.macs(), in_channels=ds.in_channels,
-                                  resolution=ds.resolution, num_classes=ds.num_classes,
-                                  blocks_per_stage=cfg.baseline_blocks)
-    say(f"baseline: {baseline_spec.name}, {baseline_spec.macs():,} MACs, "
-        f"{baseline_spec.params():,} params")
+    baselines = _baselines(cfg, ds)
+    for b in baselines:
+        say(f"baseline ({b.family}): {b.spec.name}, {b.spec.macs():,} MACs, "
+            f"{b.spec.params():,} params (the largest within both budgets)")
+    missing = [f for f in cfg.baselines if f not in {b.family for b in baselines}]
+    if missing:
+        say(f"no {' / '.join(missing)} baseline fits the budgets")
 
-    say("train: designed network")
-    designed = _train_stage(designed_spec, ds, cfg, rd.file("designed"), resume, progress)
-    say("train: baseline")
-    baseline = _train_stage(baseline_spec, ds, cfg, rd.file("baseline"), resume, progress)
+    seeds = f" ({cfg.seeds} seeds)" if cfg.seeds > 1 else ""
+    say(f"train: designed network{seeds}")
+    designed = _train_seeds("designed", designed_spec, ds, cfg, rd, resume, progress)
+    trained = {}
+    for b in baselines:
+        say(f"train: baseline {b.spec.name}{seeds}")
+        trained[b.family] = _train_seeds(f"baseline-{b.family}", b.spec, ds, cfg, rd, resume,
+                                         progress)
+    rows = {b.family: {**_seeds_row(trained[b.family], b.spec), "family": b.family}
+            for b in baselines}
+    designed_row = _seeds_row(designed, designed_spec)
 
     summary: dict[str, Any] = {
         "data": ds.name, "train_examples": len(ds.train_y), "test_examples": len(ds.test_y),
@@ -229,11 +313,13 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
         "design": {k: design.get(k) for k in ("objective", "entropy", "effectiveness",
                                                "seconds", "candidates",
                                                "candidates_per_second")},
-        "designed": _model_row(designed, designed_spec),
-        "baseline": _model_row(baseline, baseline_spec),
+        "designed": designed_row,
+        "baselines": rows,
+        "comparison": compare(designed_row, rows, cfg.seeds),
     }
-    stage_seconds = {"design": design["seconds"], "designed": designed.get("seconds", 0.0),
-                     "baseline": baseline.get("seconds", 0.0)}
+    say(summary["comparison"]["verdict"])
+    stage_seconds = {"design": design["seconds"], "designed": designed_row["seconds"],
+                     **{f"baseline-{f}": r["seconds"] for f, r in rows.items()}}
     if cfg.structure:
         so = cfg.structure_options
         say(f"structure: {so['optimizer']} channel selection on the designed network, eps0 = "
@@ -241,9 +327,10 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
         st = _structure_stage(ds, cfg, rd.file("designed") / "checkpoint.pt",
                               rd.file("structure"), resume, progress)
         summary["structured"] = _structured_row(st)
-        stage_seconds["structure"] = st.get("train_seconds", 0.0)
+        stage_seconds["structure"] = st.get("seconds", st.get("train_seconds", 0.0))
         say(f"structured: {st['params']:,} params ({100 * st['weight_usage_rate']:.1f} % of the "
-            f"designed network), inner channels {st['btn_full']} -> {st['btn_per_superblock']}")
+            f"designed network), inner channels {st['btn_full']} -> {st['btn_per_superblock']}"
+            f", shipped: {st.get('shipped', 'mstar')}")
     if cfg.refine:
         ro = cfg.refine_options
         say(f"refine: {ro['method']} on the designed network ({ro['metric']})")

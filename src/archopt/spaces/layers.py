@@ -14,6 +14,7 @@ __all__ = ["ConvBN", "Head", "SqueezeExcite", "StemConv", "conv_cost", "init_wei
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
     "silu": nn.SiLU,
     "gelu": nn.GELU,
     "sigmoid": nn.Sigmoid,

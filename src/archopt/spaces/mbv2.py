@@ -6,6 +6,11 @@ Residual: identity (with a 2x2 average pool when strided) when ``c_in == out``, 
 (TinyNAS). The network ends with a 1x1 conv to ``head_conv`` channels (e.g. 1792) before global
 pooling and the classifier.
 
+Two fields express the hand-designed MobileNetV2 (Sandler et al., section 4) in the same spec:
+``act="relu6"`` (ReLU6 instead of SiLU) and ``strided_residual=False`` (no residual on a strided
+block even when ``c_in == out``; MobileNetV2 adds one only at stride 1). Neither changes the
+cost model.
+
 The squeeze-excite layer has ``max(1, round(btn * se_ratio) // 8) * 8`` hidden channels (TinyNAS's
 rounding) and, unlike TinyNAS, biases instead of BatchNorm on its 1x1 maps (the usual SE form;
 it trains with any batch size). It adds MACs and params, never entropy or depth.
@@ -15,6 +20,8 @@ Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -67,6 +74,8 @@ class MBV2Spec(ArchSpec):
     head_conv: int | None = Field(None, ge=1)
     se: bool = True
     se_ratio: float = Field(0.25, gt=0, le=1)
+    act: Literal["silu", "relu6"] = "silu"
+    strided_residual: bool = True
 
     def cost_table(self, resolution: int | None = None) -> list[LayerCost]:
         """Every conv / linear layer at input side ``resolution``."""
@@ -125,17 +134,18 @@ class MBV2Spec(ArchSpec):
 
 
 class _InvertedBlock(nn.Module):
-    def __init__(self, c_in: int, btn: int, out: int, k: int, stride: int, se: int | None) -> None:
+    def __init__(self, c_in: int, btn: int, out: int, k: int, stride: int, se: int | None,
+                 act: str = "silu", strided_residual: bool = True) -> None:
         super().__init__()
-        self.expand = ConvBN(c_in, btn, 1, act="silu")
-        self.depthwise = ConvBN(btn, btn, k, stride, groups=btn, act="silu")
+        self.expand = ConvBN(c_in, btn, 1, act=act)
+        self.depthwise = ConvBN(btn, btn, k, stride, groups=btn, act=act)
         self.se: nn.Module = SqueezeExcite(btn, se) if se else nn.Identity()
         self.project = ConvBN(btn, out, 1, act=None)
-        self.residual = c_in == out
+        self.residual = c_in == out and (stride == 1 or strided_residual)
         self.project.bn.zero_init = self.residual  # see init_weights
         self.pool: nn.Module = (nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
                                 if stride != 1 else nn.Identity())
-        self.act = nn.SiLU()
+        self.act = nn.SiLU() if act == "silu" else nn.Identity()  # MobileNetV2: linear output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.se(self.depthwise(self.expand(x))))
@@ -150,7 +160,8 @@ class MBV2Net(nn.Module):
     def __init__(self, spec: MBV2Spec) -> None:
         super().__init__()
         st = spec.stem
-        self.stem = StemConv(spec.in_channels, st.out, st.k, st.stride, pool=st.pool, act="silu")
+        self.stem = StemConv(spec.in_channels, st.out, st.k, st.stride, pool=st.pool,
+                             act=spec.act)
         c = st.out
         blocks = []
         for blk in spec.blocks:
@@ -158,13 +169,14 @@ class MBV2Net(nn.Module):
             for j in range(blk.L):
                 se = se_channels(blk.btn, spec.se_ratio) if spec.se else None
                 inner.append(_InvertedBlock(c if j == 0 else blk.out, blk.btn, blk.out, blk.k,
-                                            blk.stride if j == 0 else 1, se))
+                                            blk.stride if j == 0 else 1, se, spec.act,
+                                            spec.strided_residual))
             blocks.append(nn.Sequential(*inner))
             c = blk.out
         self.blocks = nn.Sequential(*blocks)
         self.final: nn.Module = nn.Identity()
         if spec.head_conv:
-            self.final = ConvBN(c, spec.head_conv, 1, act="silu")
+            self.final = ConvBN(c, spec.head_conv, 1, act=spec.act)
             c = spec.head_conv
         self.head = Head(c, spec.num_classes)
         init_weights(self)

@@ -49,10 +49,9 @@ def _from_file(path: Path) -> ArchSpec:
         from archopt.training.checkpoint import spec_from_checkpoint
 
         return spec_from_checkpoint(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InvalidSpec(f"cannot read spec file {path}: {err}") from None
+    from archopt.configfile import read_bounded_text
+
+    text = read_bounded_text(path, what="spec file", error=InvalidSpec)
     stripped = text.lstrip()
     if stripped.startswith("{") and not looks_like_tinynas(stripped):
         try:

@@ -41,29 +41,36 @@ class Compacted:
         module: the physically smaller network (same device as the supernet).
         spec: its architecture spec (``unit_masks`` / ``connections`` set).
         mask: the canonical structure it was built from, ``(d,)`` bool.
+        scale: the per-bit factors folded into its weights (None: plain 0/1 masks).
     """
 
     module: nn.Module
     spec: ArchSpec
     mask: np.ndarray
+    scale: np.ndarray | None = None
 
 
 def _canonical(supernet: Supernet, mask: Any) -> np.ndarray:
     return supernet.canonical(supernet._check_masks(mask))[0]
 
 
-def compact(supernet: Supernet, mask: Any) -> Compacted:
+def compact(supernet: Supernet, mask: Any, scale: Any = None) -> Compacted:
     """Build the network structure ``mask`` (``(d,)``, canonicalised first) selects.
 
+    ``scale`` (``(d,)`` positive, optional): kept bit ``i`` multiplies its units by
+    ``scale_i``; the factors are folded into the weights that read those units, so the compact
+    network equals the supernet under ``set_structure(mask, scale)``.
+
     Raises: InvalidSpec when the structure disconnects the network (a DenseNet stage with no
-        live output); NotImplementedError for a supernet without a spec (e.g. a
-        :class:`~archopt.structure.masking.HookedSupernet`).
+        live output); ArchoptError for a bad ``scale``; NotImplementedError for a supernet
+        without a spec (e.g. a :class:`~archopt.structure.masking.HookedSupernet`).
     """
     m = _canonical(supernet, mask)
+    s = None if scale is None else supernet.check_scale(scale)
     with warnings.catch_warnings():  # an empty layer warns "zero-element tensors"
         warnings.simplefilter("ignore", UserWarning)
-        module, spec = supernet.compact(m)
-    return Compacted(module, spec, m)
+        module, spec = supernet.compact(m) if s is None else supernet.compact(m, s)
+    return Compacted(module, spec, m, s)
 
 
 def weight_usage(supernet: Supernet, mask: Any) -> dict[str, Any]:
@@ -91,7 +98,7 @@ def max_output_difference(supernet: Supernet, compacted: Compacted, x: torch.Ten
     supernet.eval()
     compacted.module.eval()
     try:
-        with supernet.structure(compacted.mask):
+        with supernet.structure(compacted.mask, compacted.scale):
             a = supernet(x)
         b = compacted.module(x)
     finally:

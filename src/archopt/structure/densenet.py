@@ -185,10 +185,13 @@ class MaskedDenseNet(Supernet):
         return self.spec.replace(connections=conns)  # type: ignore[return-value]
 
     @torch.no_grad()
-    def compact(self, mask: Any) -> tuple[nn.Module, DenseNetSpec]:
+    def compact(self, mask: Any, scale: np.ndarray | None = None
+                ) -> tuple[nn.Module, DenseNetSpec]:
         """The pruned DenseNet as ``(module, spec)``: dead layers removed, the input channels
-        of every consumer's BatchNorm and first conv (or classifier) sliced to its live sources.
-        Its outputs equal this supernet's with structure ``mask`` (canonicalised)."""
+        of every consumer's BatchNorm and first conv (or classifier) sliced to its live sources;
+        with ``scale`` (``(d,)``), the conv (classifier) columns that read connection ``i``'s
+        channels are multiplied by ``scale_i``. Its outputs equal this supernet's with structure
+        ``mask`` (canonicalised) and ``scale``."""
         spec = self.compact_spec(mask)
         module = spec.build()
         lives = spec.live_connections()
@@ -215,6 +218,11 @@ class MaskedDenseNet(Supernet):
                 for part in ("weight", "bias", "running_mean", "running_var"):
                     new[f"{bn}.{part}"] = sup[f"{bn}.{part}"][ch].clone()
                 if f"{conv}.weight" in target:
-                    new[f"{conv}.weight"] = sup[f"{conv}.weight"][:, ch].clone()
+                    w = sup[f"{conv}.weight"][:, ch]
+                    if scale is not None:
+                        bits = getattr(self, self._chan[i][l])[ch].cpu().numpy()
+                        f = torch.as_tensor(scale[bits], dtype=w.dtype, device=w.device)
+                        w = w * f.view(1, -1, *([1] * (w.dim() - 2)))
+                    new[f"{conv}.weight"] = w.clone()
         module.load_state_dict(new, strict=True)
         return module.to(next(self.parameters()).device), spec

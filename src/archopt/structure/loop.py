@@ -75,10 +75,19 @@ class StructureConfig(Settings):
         train_subset, test_subset: use a seeded random subset of this many examples.
         eval_every: evaluate the deterministic structure M* on the test split every this many
             epochs (0 = only at the end).
+        finetune_epochs: after the joint training, fine-tune the compact M* network this many
+            epochs with the run's recipe (0 = ship the paper's M* alone; see
+            :mod:`archopt.structure.finetune`).
+        rescale: ``"none"`` (the paper) or ``"theta"``: multiply M*'s kept units by their
+            ``theta`` (dropout's weight-scaling rule), folded into the compact weights.
+        bn_recalibrate: re-estimate M*'s BatchNorm statistics on training images (the paper:
+            off; they stay averaged over the sampled structures).
     """
 
     what: ClassVar[str] = "structure config"
     error: ClassVar[type[ArchoptError]] = ArchoptError
+    #: Options applied after the joint training: they may change when a run is resumed.
+    AFTER_TRAINING: ClassVar[tuple[str, ...]] = ("finetune_epochs", "rescale", "bn_recalibrate")
 
     optimizer: Literal["sng", "asng"] = "sng"
     penalty: float = 0.0
@@ -90,6 +99,9 @@ class StructureConfig(Settings):
     train_subset: int | None = Field(None, ge=2)
     test_subset: int | None = Field(None, ge=1)
     eval_every: int = Field(0, ge=0)
+    finetune_epochs: int = Field(5, ge=0)
+    rescale: Literal["none", "theta"] = "none"
+    bn_recalibrate: bool = False
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)

@@ -156,27 +156,42 @@ class Supernet(nn.Module):
             m = m.astype(bool)
         return m
 
-    def set_structure(self, masks: Any) -> None:
+    def set_structure(self, masks: Any, scale: Any = None) -> None:
         """Set the structure(s) of the following forward passes.
 
         Args:
             masks: None (the full network), a ``(d,)`` structure or ``(lambda, d)`` structures
                 (bool or 0/1; numpy or torch). They are canonicalised (:meth:`canonical`).
+            scale: optional ``(d,)`` positive factors: a kept bit multiplies its units by
+                ``scale_i`` instead of 1 (e.g. ``theta``, the weight-scaling inference rule of
+                dropout; see :func:`archopt.structure.finetune.adjust_mstar`).
 
-        Raises: ArchoptError for a wrong shape or non-binary values.
+        Raises: ArchoptError for a wrong shape, non-binary masks or a bad scale.
         """
         if masks is None:
             self._masks = None
             return
-        m = self.canonical(self._check_masks(masks))
+        m = self.canonical(self._check_masks(masks)).astype(np.float32)
+        if scale is not None:
+            m = m * self.check_scale(scale)[None].astype(np.float32)
         dev = next(iter(self.parameters()), torch.zeros(0)).device
         self._masks = torch.as_tensor(m, dtype=torch.float32, device=dev)
 
+    def check_scale(self, scale: Any) -> np.ndarray:
+        """``scale`` as a ``(d,)`` float64 array of finite positive factors.
+
+        Raises: ArchoptError otherwise."""
+        s = np.asarray(scale, dtype=np.float64).ravel()
+        if s.shape != (self.d,) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+            raise ArchoptError(f"scale: expected {self.d} finite positive factors, got shape "
+                               f"{np.shape(scale)}")
+        return s
+
     @contextmanager
-    def structure(self, masks: Any) -> Iterator[Supernet]:
+    def structure(self, masks: Any, scale: Any = None) -> Iterator[Supernet]:
         """``with net.structure(M): net(x)`` -- set, then restore the previous structure."""
         old = self._masks
-        self.set_structure(masks)
+        self.set_structure(masks, scale)
         try:
             yield self
         finally:
@@ -192,9 +207,10 @@ class Supernet(nn.Module):
         return None if self._masks is None else self._masks[:, site.bits]
 
     # -- compaction -------------------------------------------------------------------------
-    def compact(self, mask: Any) -> tuple[nn.Module, Any]:
+    def compact(self, mask: Any, scale: np.ndarray | None = None) -> tuple[nn.Module, Any]:
         """A physically smaller ``(module, spec)`` computing what this supernet computes with
-        structure ``mask`` (see :mod:`archopt.structure.compaction`)."""
+        structure ``mask`` (and per-bit ``scale``, folded into the weights that read the
+        scaled units; see :mod:`archopt.structure.compaction`)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be compacted")
 
 

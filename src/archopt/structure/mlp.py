@@ -98,24 +98,32 @@ class MaskedMLP(Supernet):
             unit_masks=[[bool(b) for b in m[s.bits]] for s in self.sites])
 
     @torch.no_grad()
-    def compact(self, mask: Any) -> tuple[nn.Module, MLPSpec]:
+    def compact(self, mask: Any, scale: np.ndarray | None = None
+                ) -> tuple[nn.Module, MLPSpec]:
         """The narrower MLP as ``(module, spec)``: Linear rows / columns of removed units
-        sliced away. Its outputs equal this supernet's with structure ``mask`` (a layer with
-        no unit left passes on nothing, so the next layer outputs its bias)."""
+        sliced away; with ``scale`` (``(d,)``), the columns that read hidden unit ``j`` are
+        multiplied by ``scale_j``. Its outputs equal this supernet's with structure ``mask``
+        (and ``scale``); a layer with no unit left passes on nothing, so the next layer outputs
+        its bias."""
         m = self._check_masks(mask)[0]
         spec = self.compact_spec(m)
         module = spec.build()
         dev = self.layers[0].weight.device
         prev = torch.arange(self.spec.in_features, device=dev)
+        factor: torch.Tensor | None = None  # scale of the units the layer reads
         state: dict[str, torch.Tensor] = {}
         for i, layer in enumerate(self.layers):
             if i < self.num_hidden:
                 keep = torch.as_tensor(np.flatnonzero(m[self.sites[i].bits]), device=dev)
             else:
                 keep = torch.arange(layer.out_features, device=dev)
-            state[f"layers.{i}.weight"] = layer.weight[keep][:, prev].clone()
+            w = layer.weight[keep][:, prev]
+            state[f"layers.{i}.weight"] = (w * factor[None] if factor is not None else w).clone()
             if layer.bias is not None:
                 state[f"layers.{i}.bias"] = layer.bias[keep].clone()
             prev = keep
+            if scale is not None and i < self.num_hidden:
+                factor = torch.as_tensor(scale[self.sites[i].bits], dtype=w.dtype,
+                                         device=dev)[keep]
         module.load_state_dict(state)
         return module.to(dev), spec

@@ -204,9 +204,11 @@ class MaskedResNet(Supernet):
         return self.spec.replace(blocks=blocks, name=name)  # type: ignore[return-value]
 
     @torch.no_grad()
-    def compact(self, mask: Any) -> tuple[nn.Module, ResNetSpec]:
+    def compact(self, mask: Any, scale: np.ndarray | None = None
+                ) -> tuple[nn.Module, ResNetSpec]:
         """The narrower ResNet as ``(module, spec)``; its outputs equal this supernet's with
-        structure ``mask`` (canonicalised first)."""
+        structure ``mask`` (canonicalised first) and ``scale`` (``(d,)``, optional: folded into
+        the input channels of conv2 and, bottleneck, conv3 -- where the mask acts)."""
         m = self.canonical(self._check_masks(mask))[0]
         spec = self.compact_spec(m)
         module = spec.build()
@@ -215,15 +217,18 @@ class MaskedResNet(Supernet):
         dev = next(self.parameters()).device
         for s, (site, blk) in enumerate(zip(self.sites, self.spec.blocks, strict=True)):
             keep = torch.as_tensor(np.flatnonzero(m[site.bits]), dtype=torch.long, device=dev)
+            f = (torch.ones(len(keep), device=dev) if scale is None else torch.as_tensor(
+                scale[site.bits], dtype=torch.float32, device=dev)[keep]).view(1, -1, 1, 1)
             for j in range(blk.L):
                 p = f"blocks.{s}.{j}."
                 new[p + "conv1.conv.weight"] = sup[p + "conv1.conv.weight"][keep].clone()
                 bns = [p + "conv1.bn."]
-                w2 = sup[p + "conv2.conv.weight"][:, keep]
+                w2 = sup[p + "conv2.conv.weight"][:, keep] * f
                 if blk.block == "bottleneck":
                     w2 = w2[keep]
                     bns.append(p + "conv2.bn.")
-                    new[p + "conv3.conv.weight"] = sup[p + "conv3.conv.weight"][:, keep].clone()
+                    new[p + "conv3.conv.weight"] = (sup[p + "conv3.conv.weight"][:, keep]
+                                                    * f).clone()
                 new[p + "conv2.conv.weight"] = w2.clone()
                 for bn in bns:
                     for part in ("weight", "bias", "running_mean", "running_var"):

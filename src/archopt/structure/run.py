@@ -16,6 +16,7 @@ network's spec), ``model.pt`` (its weights; ``archopt.training.load_model`` read
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from archopt.data import ImageDataset, load_dataset
+from archopt.data.dataset import normalize
 from archopt.errors import ArchoptError, InvalidSpec, UnknownName
 from archopt.progress import Progress
 from archopt.runs import ResultDir
@@ -175,9 +177,13 @@ def run_structure(task: str, data: ImageDataset | str, *, out: str | Path,
         progress: show a progress bar / lines.
 
     Returns: the summary (also ``out/summary.json``): ``weight_usage_rate``,
-    ``cost_usage_rate``, ``units_per_layer`` or ``connections_per_block``, ``test_accuracy``,
-    ``test_error``, ``test_macro_f1``, ``params`` (compact) / ``params_full``, latencies,
-    ``train_seconds``, the compact ``arch``, ...
+    ``cost_usage_rate``, ``units_per_layer`` or ``connections_per_block``, ``params``
+    (compact) / ``params_full``, ``mstar`` (the paper's M*: test figures, params, MACs,
+    batch-1 latency), ``mstar_adjusted`` and ``finetuned`` (when ``structure.rescale`` /
+    ``bn_recalibrate`` / ``finetune_epochs`` ask for them), ``shipped`` and the shipped
+    model's ``test_accuracy``, ``test_error``, ``test_macro_f1``, latencies,
+    ``train_seconds`` (joint), ``finetune_seconds``, ``seconds``, the compact ``arch``, ...
+    (see :func:`finish_structure`).
 
     Raises: UnknownName (task, dataset), DataError, InvalidSpec (space, or a learned structure
         that disconnects the network), ArchoptError (options, an occupied ``out``),
@@ -219,7 +225,8 @@ def joint_run(make_supernet: Callable[[ImageDataset], Supernet], data: ImageData
         bind(opt)
     spec = supernet.spec  # type: ignore[attr-defined]
     record = {"task": task, "dataset": ds.name, "supernet": spec.to_dict(),
-              **{f"structure.{k}": v for k, v in structure.to_dict().items()},
+              **{f"structure.{k}": v for k, v in structure.to_dict().items()
+                 if k not in StructureConfig.AFTER_TRAINING},
               **{f"train.{k}": v for k, v in train.to_dict().items()}}
     rd.write_config({"command": "structure", "task": task, "dataset": ds.name,
                      "structure": structure.to_dict(), "train": train.to_dict(),
@@ -233,7 +240,7 @@ def joint_run(make_supernet: Callable[[ImageDataset], Supernet], data: ImageData
                          eval_every=structure.eval_every, out=rd, resume=resume, record=record,
                          progress=bar)
     return finish_structure(supernet, opt, ds, train, structure, rd, res, task=task,
-                            latency=latency)
+                            latency=latency, progress=progress)
 
 
 def decision_report(opt: Any, steps: int) -> dict[str, Any]:
@@ -273,11 +280,40 @@ def undecided_warning(summary: dict[str, Any]) -> str | None:
     return line
 
 
+def _model_block(module: torch.nn.Module, ds: ImageDataset, train: TrainConfig,
+                 latency: bool) -> dict[str, Any]:
+    """Test figures, params and MACs (torch's counters) and batch-1 CPU latency of a model."""
+    from archopt.profiling import benchmark_latency, count_macs, count_params, latency_columns
+
+    r = evaluate_structure(module, None, ds, train)
+    cpu = copy.deepcopy(module).cpu()
+    block = {"test_accuracy": r["accuracy"], "test_error": r["error"],
+             "test_macro_f1": r["macro_f1"], "test_loss": r["loss"],
+             "params": count_params(cpu), "macs": count_macs(cpu, tuple(ds.input_shape))}
+    if latency:
+        cols = latency_columns(benchmark_latency(cpu, tuple(ds.input_shape), threads=1))
+        block.update({k: v for k, v in cols.items() if k != "latency"})
+    return block
+
+
 def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: TrainConfig,
                      structure: StructureConfig, rd: ResultDir, res: Any, *, task: str,
-                     latency: bool) -> dict[str, Any]:
-    """M*, its compact network, test figures, weight usage, latency -> files + summary."""
+                     latency: bool, progress: bool = True) -> dict[str, Any]:
+    """M*, its compact network, test figures, weight usage, latency; then the optional M*
+    adjustments and the fine-tuning of the compact network -> files + summary.
+
+    The summary's ``mstar`` block is the paper's M* (compacted, weights as trained),
+    ``mstar_adjusted`` the same after ``structure.rescale`` / ``structure.bn_recalibrate``
+    (present when one is on), ``finetuned`` the compact network after
+    ``structure.finetune_epochs`` epochs (present when > 0); each block holds
+    ``test_accuracy``, ``test_error``, ``test_macro_f1``, ``test_loss``, ``params`` and
+    ``macs`` (torch's counters) and ``latency_ms`` (CPU, batch 1, one thread). The top-level
+    figures are those of the shipped model (``shipped`` names which; ``model.pt``); ``mstar.pt``
+    holds the paper's M*.
+    """
+    from archopt.structure.finetune import adjust_mstar, finetune_config
     from archopt.training import save_checkpoint
+    from archopt.training import train as run_trainer
     from archopt.training.checkpoint import dataset_meta
 
     theta = opt.theta.copy()
@@ -309,9 +345,9 @@ def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: Trai
         rd.write_summary(summary)
         raise
     usage = weight_usage(supernet, mode)
-    xb = ((tx[:256].float() / 255.0) - torch.tensor(ds.mean).view(1, -1, 1, 1)) / \
-        torch.tensor(ds.std).view(1, -1, 1, 1)
-    diff = max_output_difference(supernet, comp, xb.to(next(supernet.parameters()).device))
+    dev = next(supernet.parameters()).device
+    xb = normalize(tx[:256], ds.mean, ds.std).to(dev)
+    diff = max_output_difference(supernet, comp, xb)
     comp_eval = evaluate_structure(comp.module, None, ds, train)
     summary.update({
         **usage, "compact_test_accuracy": comp_eval["accuracy"],
@@ -321,10 +357,43 @@ def finish_structure(supernet: Supernet, opt: Any, ds: ImageDataset, train: Trai
     })
     if latency:
         summary.update(latency_pair(supernet, comp, tuple(ds.input_shape)))
+    mstar = {"test_accuracy": masked["accuracy"], "test_error": masked["error"],
+             "test_macro_f1": masked["macro_f1"], "test_loss": masked["loss"],
+             "params": int(summary["params_counted"]) if "params_counted" in summary
+             else usage["params"], "macs": summary["macs"],
+             **({"latency_ms": summary["latency_ms"]} if latency else {})}
+    summary["mstar"] = mstar
+    meta = dataset_meta(ds)
+    config = {"task": task, "structure": structure.to_dict(), "train": train.to_dict()}
     rd.write_arch(comp.spec)
-    save_checkpoint(rd.file("model.pt"), comp.module, spec=comp.spec, meta=dataset_meta(ds),
-                    config={"task": task, "structure": structure.to_dict(),
-                            "train": train.to_dict()})
+    save_checkpoint(rd.file("mstar.pt"), comp.module, spec=comp.spec, meta=meta, config=config)
+    shipped, kind, block = comp.module, "mstar", mstar
+    if structure.rescale != "none" or structure.bn_recalibrate:
+        adj, info = adjust_mstar(supernet, mode, theta, ds, rescale=structure.rescale,
+                                 bn_recalibrate=structure.bn_recalibrate, seed=train.seed)
+        block = {**_model_block(adj.module, ds, train, latency), **info}
+        summary["mstar_adjusted"] = block
+        shipped, kind = adj.module, "mstar_adjusted"
+    if structure.finetune_epochs > 0:
+        ft = finetune_config(train, structure.finetune_epochs, structure.lam)
+        ft = ft.model_copy(update={"latency": latency})
+        start = copy.deepcopy(shipped)
+        r = run_trainer(start, ds, ft, out=rd.file("finetune"), resume=True, progress=progress)
+        keys = ("test_accuracy", "test_macro_f1", "test_loss", "params", "macs", "latency_ms",
+                "latency_ms_b64", "seconds", "epochs")
+        block = {**{k: r.summary[k] for k in keys if r.summary.get(k) is not None},
+                 "test_error": 1.0 - r.summary["test_accuracy"], "from": kind,
+                 "batch_size": ft.batch_size, "lr": ft.lr, "schedule": ft.schedule}
+        summary["finetuned"] = block
+        summary["finetune_seconds"] = r.summary.get("seconds")
+        shipped, kind = r.model, "finetuned"
+    summary.update({"shipped": kind, "test_accuracy": block["test_accuracy"],
+                    "test_error": block["test_error"], "test_macro_f1": block["test_macro_f1"],
+                    "test_loss": block["test_loss"]})
+    if "latency_ms" in block:
+        summary["latency_ms"] = block["latency_ms"]
+    summary["seconds"] = round(res.train_seconds + (summary.get("finetune_seconds") or 0.0), 3)
+    save_checkpoint(rd.file("model.pt"), shipped, spec=comp.spec, meta=meta, config=config)
     summary.update({"arch": comp.spec.to_dict(), "complete": True})
     rd.write_summary(summary)
     return summary

@@ -378,9 +378,9 @@ def plot_tradeoff(table: dict[str, Any], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from archopt.plotting import save_png
+
+    try:
+        return save_png(fig, path, dpi=120, tight=False)  # atomic
+    finally:
+        plt.close(fig)

@@ -42,11 +42,17 @@ from torch import nn
 from archopt.data.dataset import ImageDataset, normalize
 from archopt.data.loader import BatchLoader
 from archopt.data.transforms import augmentation
-from archopt.errors import ArchoptError, CheckpointError, InvalidSpec, TrainingDiverged
+from archopt.errors import (
+    ArchoptError,
+    CheckpointError,
+    InvalidSpec,
+    TrainingDiverged,
+    WriteError,
+)
 from archopt.locking import discard_on_failure, lock_folder
 from archopt.profiling import benchmark_latency, count_macs, count_params, latency_columns
 from archopt.progress import Progress
-from archopt.runs import ResultDir
+from archopt.runs import ResultDir, write_error_kept
 from archopt.runtime import seed_everything
 from archopt.spaces.base import ArchSpec
 from archopt.training.checkpoint import dataset_meta, load_checkpoint, save_checkpoint
@@ -418,6 +424,10 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
                     folder, _RUN_FILES, lambda: (folder / CHECKPOINT).exists()))
             return _train(model, spec, note, data, cfg, folder, resume, progress, callbacks,
                           env)
+    except WriteError as err:  # a full disk: the last checkpoint, if any, is kept
+        if folder is not None and (folder / CHECKPOINT).exists():
+            raise write_error_kept(err) from None
+        raise
     finally:
         torch.set_num_threads(threads)
         env.shutdown()
