@@ -475,6 +475,95 @@ def hbde_claim(d: dict[str, Any]) -> str:
             + "\n![test macro-F1 against CPU seconds](/img/results/hbde_claim.png)\n")
 
 
+@renderer("refine_compare", ORDER[2], "macro-F1 tuning: HBDE vs Adam, logit adjustment, bias")
+def refine_compare(d: dict[str, Any]) -> str:
+    s = d["setup"]
+    rows = []
+    for profile, p in d["profiles"].items():
+        for method, m in p["table"].items():
+            rows.append((profile, method, ", ".join(m["seeds"]), pct(m["f1"]["mean"]),
+                         f"{100 * m['f1_minus_pretrained']['mean']:+.2f}",
+                         pct(m["balanced_accuracy"]["mean"]),
+                         span(m["cpu_seconds"], lambda x: f"{x:.1f}")))
+    return (f"{s['model']}. Imbalance profiles: "
+            + "; ".join(f"`{k}`: {v}" for k, v in s["profiles"].items())
+            + f" (seed {s['imbalance_seed']}). Validation: {s['validation']}. HBDE: {s['hbde']}"
+            f"; {s['hbde_seconds']:g} CPU-s. Adam: {s['adam']}. Logit adjustment: "
+            f"{s['logit_adjust']}. Bias tuning: {s['bias']}. Means over the seeds listed.\n\n"
+            + table(["profile", "method", "seeds", "test macro-F1", "- pre-trained (points)",
+                     "balanced accuracy", "CPU-s"], rows, "lllrrrr")
+            + "\n![test macro-F1 by method](/img/results/refine_compare.png)\n")
+
+
+def _shrink_rows(tab: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    rows = []
+    for r in tab:
+        cpu = r.get("cpu_seconds_total") or {}
+        rows.append((r["level"], r["method"], ", ".join(map(str, r["seeds"])),
+                     intc(r["params"]["median"]) if isinstance(r.get("params"), dict)
+                     else intc(r.get("params")),
+                     pct(r["test_error"]["median"]), span([r["test_error"]["min"],
+                                                          r["test_error"]["max"]], pct, " - "),
+                     num(cpu.get("median"), 0) if cpu else ""))
+    return rows
+
+
+@renderer("shrink_compare", ORDER[1], "learned structure vs Torch-Pruning, random, scratch")
+def shrink_compare(d: dict[str, Any]) -> str:
+    f = d["full_network"]["test_error"]
+    out = (f"{d['network']}: {d['why_narrow']}. Search: {d['search']['optimizer']}, eta "
+           f"{d['search']['eta']}, lambda {d['search']['lambda']}, batch "
+           f"{d['search']['batch']}, {d['search']['epochs']} epochs. Every method ends at "
+           f"archopt's params (within 1 %) and is fine-tuned {d['finetune']['epochs']} epochs "
+           f"at batch {d['finetune']['batch']} ({d['finetune']['recipe']}); scratch: "
+           f"{d['scratch_epochs']} epochs. Full network {pct(f['median'])} test error. Median "
+           f"over seeds; CPU-s = total, search or full training included.\n\n"
+           + table(["eps0", "method", "seeds", "params", "test error", "min - max", "CPU-s"],
+                   _shrink_rows(d["table"]), "lllrrrr"))
+    dn = d.get("densenet")
+    if dn:
+        out += (f"\nDenseNet: {dn['network']}; {dn['search']['epochs']} search epochs, "
+                f"fine-tuning {dn['finetune']['epochs']} epoch(s); seeds {dn['seeds']}; "
+                f"complete: {_yes(dn['complete'])}.\n\n"
+                + table(["eps0", "method", "seed", "params", "MACs", "test error", "CPU-s"],
+                        [(r["level"], r["method"], r["seed"], intc(r["params"]),
+                          intc(r.get("macs")), pct(r["test_error"]),
+                          num(r.get("cpu_seconds_total"), 0)) for r in dn["table"]],
+                        "lllrrrr"))
+    return out + "\n![test error against params](/img/results/shrink_compare.png)\n"
+
+
+@renderer("design_claim", ORDER[0], "DeepMAD vs equal-budget ResNet and MobileNetV2, trained")
+def design_claim(d: dict[str, Any]) -> str:
+    r = d["recipe"]
+    rows, diffs = [], []
+    for g in d["claim"]:
+        for net, n in g["networks"].items():
+            a = n["test_accuracy"]
+            rows.append((g["dataset"], g["budget"], net, n["name"], intc(n["macs"]),
+                         intc(n["params"]), ", ".join(map(str, n["seeds"])), pct(a["mean"]),
+                         span([a["min"], a["max"]], pct, " - ")))
+        for base, p in g["design_minus_baseline"].items():
+            diffs.append((g["dataset"], g["budget"], base,
+                          ", ".join(f"s{k}: {100 * v:+.2f}" for k, v in p["per_seed"].items()),
+                          f"{100 * p['mean']:+.2f}", f"{p['design_wins']} of {p['n']}"))
+    rk = d["ranking"]
+    return (f"One recipe: SGD (Nesterov) lr {r['lr']}, weight decay {r['weight_decay']}, batch "
+            f"{r['batch_size']}, {d['epochs']} epochs ({r['warmup_epochs']} warm-up, "
+            f"{r['schedule']}), crop augmentation; rho <= {d['rho']}; "
+            f"{d['candidates']:,} design candidates. Runs done: {d['runs_done']} of "
+            f"{d['runs_planned']} planned.\n\n"
+            + table(["data", "budget", "network", "name", "MACs", "params", "seeds",
+                     "test accuracy", "min - max"], rows, "lllllrrlr")
+            + "\nDesign minus baseline, points of test accuracy (paired by seed):\n\n"
+            + table(["data", "budget", "baseline", "per seed", "mean", "design ahead"], diffs,
+                    "lllllr")
+            + f"\nRanking: {rk['architectures']} of {rk['architectures_planned']} architectures "
+            "trained" + (": " + ", ".join(f"{p} Spearman {v:.2f}" for p, v in
+                                          rk["spearman"].items()) if rk.get("spearman") else "")
+            + ".\n\n![claim and ranking](/img/results/design_claim.png)\n")
+
+
 def _hbde_small(d: dict[str, Any]) -> str:
     t, b, h = d["table"], d["budget"], d["hbde"]
     rows = [("pre-trained", num(t["macro_f1_pretrained"], 4), ""),
