@@ -1083,7 +1083,26 @@ def glance_deepmad() -> tuple[str, str, str, str]:
             f"Scores reproduce: {sum(r['beats_published'] for r in runs)}/{len(runs)} searches "
             f"beat the published DeepMAD-R18/34/50 objective (+{100 * min(gain):.1f} to "
             f"+{100 * max(gain):.1f} %) in ~{secs:.0f} s each;"
-            " accuracy not reproduced (no ImageNet here)", "methods/deepmad.md")
+            " accuracy not reproduced (no ImageNet here)" + _glance_design_claim(),
+            "methods/deepmad.md")
+
+
+def _glance_design_claim() -> str:
+    """The trained equal-budget comparison so far (design_claim.json), or nothing."""
+    if not (RESULTS / "design_claim.json").exists():
+        return ""
+    d = _load("design_claim")
+    bits = []
+    for g in d["claim"]:
+        for base, p in g["design_minus_baseline"].items():
+            bits.append(f"{100 * p['mean']:+.2f} points vs {base} ({p['n']} seed"
+                        f"{'s' if p['n'] > 1 else ''})")
+    if not bits:
+        return ""
+    g0 = d["claim"][0]
+    return (f". Trained at equal budgets ({g0['dataset']}, {g0['budget']} MACs, partial: "
+            f"{d['runs_done']} of {d['runs_planned']} runs): design " + ", ".join(bits)
+            + ", no verdict yet")
 
 
 def glance_dense() -> tuple[str, str, str, str]:
@@ -1111,8 +1130,22 @@ def glance_structure() -> tuple[str, str, str, str]:
             f"Not reproduced as stated: the method's own network loses (MLP: "
             f"{c['method_better_in_25_100']}/{c['runs_in_25_100_percent_usage']} runs better "
             f"than fixed widths; DenseNet: {wins}/{pairs} vs random); its structures "
-            f"retrained from scratch win {rw}/{rp} below 60 % usage",
+            f"retrained from scratch win {rw}/{rp} below 60 % usage" + _glance_shrink(),
             "methods/structure.md")
+
+
+def _glance_shrink() -> str:
+    """Learned structure vs Torch-Pruning at equal params (shrink_compare.json), or nothing."""
+    if not (RESULTS / "shrink_compare.json").exists():
+        return ""
+    t = _load("shrink_compare")["table"]
+    err = {(r["level"], r["method"]): r["test_error"]["median"] for r in t}
+    levels = sorted({r["level"] for r in t})
+    lose = sum(err[(lv, "archopt")] > err[(lv, "tp-magnitude")] for lv in levels)
+    gap = [100 * (err[(lv, "archopt")] - err[(lv, "tp-magnitude")]) for lv in levels]
+    return (f". Against Torch-Pruning at equal params and fine-tuning (MLP, MNIST, 3 seeds) "
+            f"the learned structure loses at {lose}/{len(levels)} sizes "
+            f"({span(gap, lambda x: f'{x:.2f}')} points more error)")
 
 
 def glance_hbde() -> tuple[str, str, str, str]:
@@ -1124,7 +1157,21 @@ def glance_hbde() -> tuple[str, str, str, str]:
             "and beats continued Adam",
             f"Not reproduced: HBDE moved macro-F1 by {moved} points (balanced / "
             f"imbalanced); continued Adam beat it by {-100 * i['hbde_minus_adam']['mean']:.2f} "
-            "points on the imbalanced data", "methods/hbde.md")
+            "points on the imbalanced data" + _glance_refine(), "methods/hbde.md")
+
+
+def _glance_refine() -> str:
+    """Refine methods side by side (refine_compare.json), or nothing."""
+    if not (RESULTS / "refine_compare.json").exists():
+        return ""
+    bits = []
+    for prof, p in _load("refine_compare")["profiles"].items():
+        t = p["table"]
+        seeds = len(t["hbde"]["seeds"]) if "hbde" in t else 0
+        parts = ", ".join(f"{m} {100 * t[m]['f1_minus_pretrained']['mean']:+.2f}"
+                          for m in ("hbde", "adam", "bias", "logit-adjust") if m in t)
+        bits.append(f"{prof} ({seeds} seed{'s' if seeds != 1 else ''}): {parts}")
+    return ". Macro-F1 points over the pre-trained model, " + "; ".join(bits) + " (partial)"
 
 
 def glance_swat() -> tuple[str, str, str, str]:
@@ -1140,8 +1187,21 @@ def glance_swat() -> tuple[str, str, str, str]:
             "compact MLPs, weights and shape together",
             f"Partly: the search beats prune-and-fine-tune at equal non-zero count on "
             f"{beat}/{len(rs)} runs, but an *untrained* autoencoder does better on "
-            f"{better}/{len(u)}: the learned latent space is not what helps",
-            "methods/swat-nn.md")
+            f"{better}/{len(u)}: the learned latent space is not what helps"
+            + _glance_latent(), "methods/swat-nn.md")
+
+
+def _glance_latent() -> str:
+    """The fair comparison (latent_compare.json), or nothing."""
+    if not (RESULTS / "latent_compare.json").exists():
+        return ""
+    text = (GENERATED / "latent_compare.md").read_text(encoding="utf-8") \
+        if (GENERATED / "latent_compare.md").exists() else ""
+    line = next((ln for ln in text.splitlines() if ln.startswith("The search with the "
+                                                                    "untrained")), "")
+    return (". Beside L0, IMP-rewind, prune + fine-tune and a dense narrow MLP with equal "
+            "restarts, steps and validation selection (3 targets x 5 seeds; counts in the "
+            "manual)" + (f": {line.rstrip('.').lower()}" if line else ""))
 
 
 GLANCE: list[Callable[[], tuple[str, str, str, str]]] = [
