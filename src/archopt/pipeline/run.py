@@ -180,9 +180,8 @@ def compare(designed: dict[str, Any], baselines: dict[str, dict[str, Any]],
         wins = sum(d > 0 for d in diffs)
         out[fam] = {"baseline": row["name"], "points_per_seed": diffs, "mean_points": mean,
                     "design_wins": wins, "seeds": len(diffs)}
-        who = "design" if mean > 0 else row["name"] if mean < 0 else "neither"
-        parts.append(f"vs {row['name']}: {who} {'wins' if mean else 'ties'} by "
-                     f"{abs(mean):.2f} points"
+        who = "design wins" if mean > 0 else f"{row['name']} wins" if mean < 0 else "a tie"
+        parts.append(f"vs {row['name']}: {who}" + (f" by {abs(mean):.2f} points" if mean else "")
                      + (f" (design ahead on {wins} of {len(diffs)} seeds)" if seeds > 1 else ""))
     verdict = (f"test accuracy, designed (DeepMAD) {100 * designed['test_accuracy']:.2f} % "
                f"over {seeds} seed{'s' if seeds > 1 else ''}: " + "; ".join(parts))
