@@ -29,7 +29,7 @@ rho: 0.5, not archopt's resnet default 0.3: at 28x28 the smallest resnet seed st
 meets rho <= 0.3 needs 16.2 M MACs, over the 5 M budget (``archopt design`` says so).
 
 Resumable: each run trains in ``--runs/<name>/`` (checkpoint every epoch) and writes
-``--runs/<name>.json`` when done; a run held by another process (archopt.locking) is skipped.
+``--runs/<name>.json`` when done; a run held by another process (archopt.runs.locking) is skipped.
 ``--collect`` writes ``benchmarks/results/design_claim.json`` and ``design_claim.png`` from
 whatever has finished (partial grids are marked as such).
 
@@ -52,9 +52,9 @@ from archopt.design import Budgets, DesignOptions, design, score_spec
 from archopt.design.ranking import rank_correlations
 from archopt.design.search import make_problem
 from archopt.errors import FolderInUse
-from archopt.locking import lock_folder
 from archopt.pipeline.baseline import BASELINE_FAMILIES
 from archopt.runs import atomic_write_json, read_json
+from archopt.runs.locking import lock_folder
 from archopt.spaces import ArchSpec
 
 RESULTS = Path(__file__).parent / "results"
@@ -284,7 +284,7 @@ def collect(args: argparse.Namespace) -> None:
 
 
 def plot(groups: list[dict[str, Any]], ranking: dict[str, Any], path: Path) -> None:
-    from archopt.plotting import new_figure, save_png
+    from archopt.runs.plotting import new_figure, save_png
 
     fig = new_figure((11.0, 4.0))
     ax1, ax2 = fig.subplots(1, 2)

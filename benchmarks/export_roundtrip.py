@@ -9,7 +9,7 @@ tests): ``archopt.export_onnx`` (dynamic batch, opset 18, atomic write), then
   ``--batch`` inputs (image families: the first digits test images, normalised as in training;
   the latent MLP: uniform [-1, 1] features), a batch size other than the one traced at export;
 - ``bytes``: the ``.onnx`` file's size; ``export_cpu_s``: CPU seconds of the export + check;
-- ``latency``: :func:`archopt.profiling.benchmark_latency` -- ``torch.utils.benchmark``
+- ``latency``: :func:`archopt.measure.benchmark_latency` -- ``torch.utils.benchmark``
   (``blocked_autorange``) and onnxruntime, batch 1 and 64, ``--threads`` intra-op threads.
 
 Writes ``benchmarks/results/export_roundtrip.json``. Timed figures want idle cores
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # tests/families.py: the same family folders the 
 from tests.families import FAMILIES, make_family  # noqa: E402
 
 import archopt  # noqa: E402
-from archopt.profiling import benchmark_latency  # noqa: E402
+from archopt.measure import benchmark_latency  # noqa: E402
 from archopt.runs import atomic_write_json, environment_info  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "export_roundtrip.json"

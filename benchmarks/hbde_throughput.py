@@ -31,7 +31,7 @@ import torch
 from archopt.refine import DifferentialEvolution, PopulationEvaluator, histogram_blocking
 from archopt.refine.params import ParameterLayout
 from archopt.runs import atomic_write_json, environment_info
-from archopt.runtime import resolve_device
+from archopt.runtime.devices import resolve_device
 from archopt.spaces import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

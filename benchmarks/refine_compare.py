@@ -252,7 +252,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
-    from archopt.plotting import new_figure, save_png
+    from archopt.runs.plotting import new_figure, save_png
 
     profiles = list(res["profiles"])
     if not profiles:

@@ -67,7 +67,7 @@ import torch
 
 from archopt.data import load_dataset
 from archopt.errors import InvalidSpec
-from archopt.profiling import count_params
+from archopt.measure import count_params
 from archopt.runs import atomic_write_json, read_json
 from archopt.spaces.mlp import MLPSpec
 from archopt.structure import MaskedDenseNet, MaskedMLP, compact, weight_usage
@@ -288,7 +288,7 @@ def dn_reset(module: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def dn_run(r: dict[str, Any], args: argparse.Namespace, ds: Any, runs: Path) -> dict[str, Any]:
-    from archopt.profiling import count_macs
+    from archopt.measure import count_macs
     from archopt.spaces import load_spec
 
     seed, lv = r["seed"], r.get("level")

@@ -14,9 +14,9 @@ writes; ``archopt.export_onnx(path, out)`` writes it as ONNX (see :mod:`archopt.
 
 from typing import Any
 
+from archopt._version import __version__
 from archopt.errors import ArchoptError
 
-__version__ = "0.1.0"
 __all__ = ["ArchoptError", "__version__", "export_onnx", "load_model"]
 
 

@@ -51,7 +51,7 @@ class UnsafeFile(DataError):
 
 
 class FolderInUse(ArchoptError):
-    """A result folder that another process is writing (see :mod:`archopt.locking`).
+    """A result folder that another process is writing (see :mod:`archopt.runs.locking`).
 
     Attributes:
         holder: the holder's record (``pid``, ``host``, ``command``, ``started``) or None.

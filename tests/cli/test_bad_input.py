@@ -67,7 +67,7 @@ def test_check_memory_refuses_against_given_memory():
 
 
 def test_memory_check_can_be_switched_off(monkeypatch):
-    from archopt.memory import require_memory
+    from archopt.runtime.memory import require_memory
 
     monkeypatch.setenv("ARCHOPT_NO_MEMORY_CHECK", "1")
     require_memory(1e30, "anything", available=1)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from archopt import runs
-from archopt.configfile import MAX_CONFIG_BYTES, dump_yaml, read_yaml
 from archopt.errors import ArchoptError, WriteError
+from archopt.runs import folders as runs
+from archopt.runtime.configfile import MAX_CONFIG_BYTES, dump_yaml, read_yaml
 
 
 def one_line_exit_2(res) -> str:
@@ -240,7 +240,7 @@ def test_cli_safety_net_for_other_writers():
 
 
 def test_lock_file_on_a_full_disk_leaves_no_folder(tmp_path, monkeypatch):
-    from archopt import locking
+    from archopt.runs import locking
 
     def pwrite(fd, data, offset):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -17,7 +17,7 @@ from archopt.latent.pretrained import (
     pretrained_info,
 )
 from archopt.latent.validation import coverage, percentage_errors, reference_predictions
-from archopt.runtime import torch_generator
+from archopt.runtime.devices import torch_generator
 
 SHIPPED = pretrained_activations()
 pytestmark = pytest.mark.skipif(not SHIPPED, reason="no autoencoder shipped yet")

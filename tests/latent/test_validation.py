@@ -25,7 +25,7 @@ from archopt.latent.validation import (
     percentage_errors,
     reference_predictions,
 )
-from archopt.runtime import torch_generator
+from archopt.runtime.devices import torch_generator
 
 
 def _np_forward(weights: list[np.ndarray], x: np.ndarray, activation: str) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archopt.profiling import count_macs, count_params, module_table
+from archopt.measure import count_macs, count_params, module_table
 from archopt.spaces import (
     DenseNetSpec,
     MBV2Spec,

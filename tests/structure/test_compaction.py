@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from archopt.errors import InvalidSpec
-from archopt.profiling import count_params
+from archopt.measure import count_params
 from archopt.spaces import DenseNetSpec, MLPSpec, load_spec
 from archopt.structure import MaskedDenseNet, MaskedMLP, compact, max_output_difference
 from archopt.structure import weight_usage as usage

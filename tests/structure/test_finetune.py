@@ -14,7 +14,7 @@ from torch import nn
 from archopt.data import load_dataset
 from archopt.data.dataset import normalize
 from archopt.errors import InvalidSpec
-from archopt.profiling import count_params
+from archopt.measure import count_params
 from archopt.runs import read_json
 from archopt.spaces import MLPSpec
 from archopt.spaces.registry import spec_from_dict

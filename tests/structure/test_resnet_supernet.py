@@ -12,7 +12,7 @@ from torch import nn
 
 from archopt.data import load_dataset
 from archopt.errors import InvalidSpec
-from archopt.profiling import count_macs, count_params
+from archopt.measure import count_macs, count_params
 from archopt.spaces import ResNetSpec, load_spec
 from archopt.structure import Bernoulli, compact, make_optimizer, train_loop
 from archopt.structure import weight_usage as usage

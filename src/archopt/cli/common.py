@@ -20,7 +20,7 @@ from rich.table import Table
 
 from archopt.errors import ArchoptError
 from archopt.runs import to_jsonable
-from archopt.threads import ThreadChoice
+from archopt.runtime.threads import ThreadChoice
 
 __all__ = [
     "DataDirOpt",
@@ -96,9 +96,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def use_threads(threads: int | None) -> ThreadChoice:
-    """Apply the thread policy (:mod:`archopt.threads`) for the rest of the command; returns
+    """Apply the thread policy (:mod:`archopt.runtime.threads`) for the rest of the command; returns
     the choice (``config.json``'s ``environment.torch_threads`` records the count)."""
-    from archopt.threads import apply_threads
+    from archopt.runtime.threads import apply_threads
 
     return apply_threads(threads)
 
@@ -263,7 +263,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 
 def latency_items(s: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The latency rows of a summary (see :func:`archopt.profiling.latency_columns`), one per
+    """The latency rows of a summary (see :func:`archopt.measure.latency_columns`), one per
     runtime: torch, and onnxruntime when it was timed; batch 1 / the throughput batch."""
     if s.get("latency_ms") is None:
         return []

@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
             return
         from archopt.design import Budgets, parse_amount
         from archopt.design.sweep import design_to_folder
-        from archopt.progress import progress
+        from archopt.runtime.progress import progress
 
         budgets = Budgets(macs=parse_amount(budget_macs, "--budget-macs"),
                           params=parse_amount(budget_params, "--budget-params"),
@@ -285,7 +285,7 @@ def register(app: typer.Typer) -> None:
         from archopt.design import parse_amount
         from archopt.design.sweep import run_design_sweep
         from archopt.errors import ArchoptError
-        from archopt.sweeps import parse_list, parse_seeds
+        from archopt.runs.sweeps import parse_list, parse_seeds
 
         if budget_macs is None and budget_params is None:
             raise ArchoptError("design sweep needs --budget-macs and/or --budget-params, "

@@ -135,9 +135,9 @@ def train_cmd(
     """Train the multi-scale autoencoder over random sparse MLPs (resumable)."""
     from archopt.latent import PRESETS, TrainConfig, train_autoencoder
     from archopt.latent.training import PAPER_STEPS
-    from archopt.locking import lock_folder
-    from archopt.progress import progress
-    from archopt.runtime import resolve_device
+    from archopt.runs.locking import lock_folder
+    from archopt.runtime.devices import resolve_device
+    from archopt.runtime.progress import progress
 
     use_threads(threads)
     if preset == "auto":
@@ -225,9 +225,9 @@ def search_cmd(
         pruned_baseline,
     )
     from archopt.latent.pretrained import load_pretrained
-    from archopt.locking import lock_folder
-    from archopt.progress import progress
     from archopt.runs import ResultDir
+    from archopt.runs.locking import lock_folder
+    from archopt.runtime.progress import progress
 
     use_threads(threads)
     if autoencoder is None:

@@ -104,7 +104,7 @@ def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, seeds: str,
                json_: bool) -> None:
     """``refine --seeds``: one HBDE run per seed through the sweep runner; print the table."""
     from archopt.refine.sweep import refine_seeds
-    from archopt.sweeps import parse_seeds
+    from archopt.runs.sweeps import parse_seeds
 
     if sweep is not None:
         raise ArchoptError("--seeds and --sweep exclude each other (--sweep prices the "
@@ -231,10 +231,10 @@ def register(app: typer.Typer) -> None:
         without Ray, and OUT/sweep.json (the table), grid.json, status.json; rerunning
         resumes; exit 1 when a seed failed."""
         from archopt.data import load_dataset
-        from archopt.locking import lock_folder
         from archopt.refine import RefineConfig, load_source, refine, run_baselines
         from archopt.refine.sweep import blocking_sweep
         from archopt.runs import ResultDir
+        from archopt.runs.locking import lock_folder
 
         use_threads(threads)
         src = load_source(checkpoint)

@@ -9,9 +9,9 @@ import typer
 
 from archopt.cli.common import JsonOpt, handle_errors, print_json
 from archopt.cli.run_cmd import print_results
-from archopt.locking import lock_folder
-from archopt.report import build_report
+from archopt.pipeline.report import build_report
 from archopt.runs import read_json
+from archopt.runs.locking import lock_folder
 
 
 def register(app: typer.Typer) -> None:

@@ -26,8 +26,8 @@ from archopt.cli.common import (
     use_threads,
 )
 from archopt.pipeline.config import RunConfig
+from archopt.pipeline.report import baseline_rows, results_rows
 from archopt.pipeline.run import run_pipeline
-from archopt.report import baseline_rows, results_rows
 
 
 def _mega(v: Any) -> str | None:

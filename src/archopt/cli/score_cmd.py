@@ -9,7 +9,7 @@ import typer
 
 from archopt.cli.common import JsonOpt, handle_errors, print_json, print_kv, print_table
 from archopt.errors import InvalidSpec
-from archopt.profiling import module_table
+from archopt.measure import module_table
 from archopt.spaces import load_spec
 
 SpecArg = Annotated[str, typer.Argument(

@@ -228,7 +228,7 @@ def register(app: typer.Typer) -> None:
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
                        "mlp-units --data mnist --penalty 2^-7 --epochs 10 --out runs/s)")
-        from archopt.locking import lock_folder
+        from archopt.runs.locking import lock_folder
         from archopt.structure.run import run_structure
         from archopt.structure.sweep import parse_penalty
 
@@ -304,8 +304,8 @@ def register(app: typer.Typer) -> None:
         and OUT/status.json (per trial: pending / running / done / failed). Rerunning resumes:
         finished trials are skipped, failed and interrupted ones run again. Exit 1 when a
         trial failed (the others finish)."""
+        from archopt.runs.sweeps import parse_list, parse_seeds
         from archopt.structure.sweep import parse_penalty, run_sweep
-        from archopt.sweeps import parse_list, parse_seeds
 
         train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
                                            test_subset_alias)

@@ -1,5 +1,6 @@
 """Options and output shared by the sweep verbs (``structure sweep``, ``design sweep``,
-``refine --seeds``): how the trials run (:mod:`archopt.sweeps`) and how failures are reported."""
+``refine --seeds``): how the trials run (:mod:`archopt.runs.sweeps`) and how failures are
+reported."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def write_design(result: DesignResult, out: str | Path, config: dict[str, Any], 
     A write that fails (a full disk: :class:`~archopt.errors.WriteError`) removes the files
     this call had created, so the folder is as it was before: a design is cheap to redo.
     """
-    from archopt.locking import discard_on_failure
+    from archopt.runs.locking import discard_on_failure
 
     rd = ResultDir(out)
     with discard_on_failure(rd.path, _FILES, lambda: False):

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from archopt.plotting import new_figure, save_png
+from archopt.runs.plotting import new_figure, save_png
 from archopt.spaces.base import ArchSpec
 
 __all__ = ["plot_convergence", "plot_network", "plot_power_law"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from archopt.errors import InvalidSpec, UnknownName
-from archopt.progress import Progress
+from archopt.runtime.progress import Progress
 from archopt.spaces import load_spec
 from archopt.spaces.base import ArchSpec
 

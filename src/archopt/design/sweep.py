@@ -1,5 +1,5 @@
 """``archopt design`` as a library call that writes its result folder, and the design sweep: one
-design per budget (a grid of MACs x params budgets, x seeds) run through :mod:`archopt.sweeps`,
+design per budget (a grid of MACs x params budgets, x seeds) run through :mod:`archopt.runs.sweeps`,
 the combined table with its Pareto front (objective vs MACs) and the plot.
 
 Sweep folder: one design folder per trial (``macs_<budget>[_params_<budget>][_seed<k>]``,
@@ -17,7 +17,7 @@ from typing import Any
 
 from archopt.errors import ArchoptError
 from archopt.runs import ResultDir
-from archopt.sweeps import Backend, SweepOutcome, Trial, run_trials
+from archopt.runs.sweeps import Backend, SweepOutcome, Trial, run_trials
 
 from .budgets import Budgets
 from .dense import DenseGrid
@@ -37,11 +37,11 @@ def design_to_folder(out: str | Path, space: str, budgets: Budgets, *, solver: s
     """:func:`~archopt.design.design`, then the result folder ``out`` (config.json, arch.json,
     design.json, summary.json, metrics.jsonl, plots) written under the folder's lock -- what
     ``archopt design`` does. Arguments as :func:`~archopt.design.design`; ``progress`` is an
-    :class:`archopt.progress.Progress` or None.
+    :class:`archopt.runtime.progress.Progress` or None.
 
     Raises: as :func:`~archopt.design.design`; FolderInUse when another command holds ``out``.
     """
-    from archopt.locking import lock_folder
+    from archopt.runs.locking import lock_folder
 
     options = options or DesignOptions()
     result = design(space, budgets, solver=solver, resolution=resolution,
@@ -63,7 +63,7 @@ _ROW_KEYS = ("objective", "entropy", "effectiveness", "macs", "params", "layers"
 def design_trial(*, out: Path, space: str, budgets: dict[str, Any], seed: int,
                  options: dict[str, Any], grid: dict[str, Any] | None = None,
                  progress: bool = False, **kwargs: Any) -> dict[str, Any]:
-    """One design of a sweep (a :class:`~archopt.sweeps.Trial` function): writes ``out`` as
+    """One design of a sweep (a :class:`~archopt.runs.sweeps.Trial` function): writes ``out`` as
     ``archopt design --out`` does; returns the row: the budgets, the seed, objective,
     entropy, effectiveness, MACs, params, layers, solver seconds, candidates.
 
@@ -105,7 +105,7 @@ def pareto_flags(rows: Sequence[dict[str, Any]]) -> list[bool]:
 def plot_pareto(table: dict[str, Any], path: str | Path) -> Path:
     """Objective vs MACs of every design of the sweep (labelled by its MACs budget), the
     Pareto front joined by a line; PNG written atomically."""
-    from archopt.plotting import new_figure, save_png
+    from archopt.runs.plotting import new_figure, save_png
 
     fig = new_figure((6.4, 4.2))
     ax = fig.subplots()
@@ -152,7 +152,7 @@ def run_design_sweep(out: str | Path, space: str, *, macs: Sequence[float | None
         solver ... options: as :func:`~archopt.design.design` (``options.seed`` is replaced
             per seed).
         plots: each design's plots (the sweep's ``pareto.png`` is always drawn).
-        backend, workers, address, threads, progress, echo: :func:`~archopt.sweeps.run_trials`.
+        backend, workers, address, threads, progress, echo: :func:`~archopt.runs.sweeps.run_trials`.
 
     Returns: ``{"space", "rows": [...], "pareto": [folder, ...], "runner": {...}}`` (also
     ``sweep.json``); ``rows`` in grid order, each with ``pareto`` (on the front) or, for a
@@ -160,7 +160,7 @@ def run_design_sweep(out: str | Path, space: str, *, macs: Sequence[float | None
     Raises: ArchoptError for an empty or repeated budget list, a bad runner request, or a
         sweep folder whose finished trials had other options.
     """
-    from archopt.locking import lock_folder
+    from archopt.runs.locking import lock_folder
 
     options = options or DesignOptions()
     for what, vals in (("--budget-macs", macs), ("--budget-params", params)):

@@ -102,7 +102,7 @@ from torch import nn
 from archopt.errors import InvalidSpec
 from archopt.latent.encoding import ArrayLayout, array_forward, structure_mask
 from archopt.latent.equivalence import equivalent_arrays
-from archopt.settings import Settings
+from archopt.runtime.settings import Settings
 
 __all__ = [
     "LOSSES",

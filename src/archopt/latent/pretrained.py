@@ -28,7 +28,7 @@ from archopt.errors import CheckpointError
 from archopt.latent.autoencoder import MultiScaleAutoencoder
 from archopt.latent.training import autoencoder_from_checkpoint, read_checkpoint
 from archopt.runs import atomic_write_bytes, read_json
-from archopt.runtime import resolve_device
+from archopt.runtime.devices import resolve_device
 
 __all__ = ["PRETRAINED_DIR", "export_autoencoder", "load_pretrained", "pretrained_activations",
            "pretrained_info", "sha256"]

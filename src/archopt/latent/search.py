@@ -63,11 +63,11 @@ from archopt.latent.autoencoder import MultiScaleAutoencoder
 from archopt.latent.compact import CompactMLP, compact_mlp
 from archopt.latent.encoding import array_forward, decode, structure_mask
 from archopt.latent.generator import random_mlps
-from archopt.progress import Progress
 from archopt.runs import ResultDir, atomic_torch_save, torch_load
-from archopt.runtime import flush_denormal as _flush_denormal
-from archopt.runtime import torch_generator
-from archopt.settings import Settings
+from archopt.runtime.devices import flush_denormal as _flush_denormal
+from archopt.runtime.devices import torch_generator
+from archopt.runtime.progress import Progress
+from archopt.runtime.settings import Settings
 
 __all__ = ["DepthResult", "SearchConfig", "SearchResult", "latent_search", "search_depth",
            "soft_prune"]
@@ -317,7 +317,7 @@ def _check_data(model: MultiScaleAutoencoder, splits: TabularSplits) -> None:
 
 
 def _plot(rd: ResultDir, rows: list[dict[str, Any]]) -> None:
-    from archopt.plotting import new_figure, save_png
+    from archopt.runs.plotting import new_figure, save_png
 
     fig = new_figure((10, 3.8))
     ax = fig.subplots(1, 2)

@@ -19,7 +19,7 @@ from archopt.data.tabular import TabularData, load_tabular
 from archopt.errors import UnknownName
 from archopt.latent.encoding import ArrayLayout, array_forward, mlp_from_array
 from archopt.latent.generator import random_mlps
-from archopt.runtime import torch_generator
+from archopt.runtime.devices import torch_generator
 
 __all__ = ["SYNTHETIC", "load_search_data", "synthetic_target"]
 

@@ -42,10 +42,10 @@ from archopt.latent.autoencoder import (
 )
 from archopt.latent.generator import training_batch
 from archopt.latent.validation import evaluate, percentage_errors
-from archopt.progress import Progress
 from archopt.runs import ResultDir, atomic_torch_save, torch_load
-from archopt.runtime import resolve_device, seed_everything, torch_generator
-from archopt.settings import Settings
+from archopt.runtime.devices import resolve_device, seed_everything, torch_generator
+from archopt.runtime.progress import Progress
+from archopt.runtime.settings import Settings
 
 __all__ = [
     "CHECKPOINT",
@@ -247,7 +247,7 @@ def _check_resumable(ck: dict[str, Any], config: AutoencoderConfig, train: Train
 def _plot(rd: ResultDir, rows: list[dict[str, Any]], title: str) -> None:
     """Training loss; validation MdPE (ours) beside the constant and affine references and the
     decoder coverage; the fraction of validation MLPs beating the constant."""
-    from archopt.plotting import new_figure, save_png
+    from archopt.runs.plotting import new_figure, save_png
 
     tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [r for r in rows if r.get("val_mdpe") is not None]

@@ -48,7 +48,7 @@ from archopt.latent.autoencoder import (
 )
 from archopt.latent.encoding import array_forward
 from archopt.latent.generator import training_batch
-from archopt.runtime import torch_generator
+from archopt.runtime.devices import torch_generator
 
 __all__ = [
     "VAL_SEED",

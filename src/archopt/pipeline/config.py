@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from archopt.errors import ArchoptError
-from archopt.settings import Settings
+from archopt.runtime.settings import Settings
 
 if TYPE_CHECKING:  # torch-heavy; imported when the structure stage is configured
     from archopt.structure.loop import StructureConfig
@@ -126,9 +126,9 @@ class RunConfig(Settings):
         """Read a YAML file; ``overrides`` (None ignored) win over the file.
 
         Raises: InvalidRunConfig (one line): unreadable, over 1 MiB, YAML aliases (refused:
-            they can expand exponentially; see :mod:`archopt.configfile`), not a mapping, or an
-            invalid option."""
-        from archopt.configfile import read_yaml
+            they can expand exponentially; see :mod:`archopt.runtime.configfile`), not a
+            mapping, or an invalid option."""
+        from archopt.runtime.configfile import read_yaml
 
         p = Path(path)
         data = read_yaml(p, what="run config", error=InvalidRunConfig) or {}
@@ -175,7 +175,7 @@ class RunConfig(Settings):
         return _structure_configs(self.structure_options, self.train)
 
     def to_yaml(self) -> str:
-        from archopt.configfile import dump_yaml
+        from archopt.runtime.configfile import dump_yaml
 
         return dump_yaml(self.model_dump(mode="json"))
 

@@ -33,10 +33,10 @@ from typing import Any
 
 from archopt.data import ImageDataset, load_dataset
 from archopt.errors import ArchoptError, WriteError
-from archopt.locking import discard_on_failure, lock_folder
 from archopt.pipeline.baseline import RESNET_DEPTHS, Baseline, hand_baselines
 from archopt.pipeline.config import RunConfig
 from archopt.runs import ResultDir, atomic_write_text, read_json, write_error_kept
+from archopt.runs.locking import discard_on_failure, lock_folder
 from archopt.spaces import ArchSpec, load_spec
 
 __all__ = ["RunResult", "run_pipeline"]
@@ -352,7 +352,7 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
     summary["wall_seconds_this_invocation"] = time.perf_counter() - t0
     rd.write_summary(summary)
 
-    from archopt.report import build_report
+    from archopt.pipeline.report import build_report
 
     build_report(rd.path)
     say(f"report: {rd.file('report.md')}")

@@ -32,13 +32,13 @@ from torch import nn
 from archopt.data.dataset import ImageDataset
 from archopt.data.loader import BatchLoader
 from archopt.errors import ArchoptError, UnknownName
-from archopt.progress import Progress
 from archopt.refine.config import RefineConfig
 from archopt.refine.loop import hbde
 from archopt.refine.model_io import RefineResult, Source, load_source
 from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir
-from archopt.runtime import resolve_device, seed_everything
+from archopt.runtime.devices import resolve_device, seed_everything
+from archopt.runtime.progress import Progress
 
 __all__ = ["BASELINES", "adam_baseline", "random_blocks_baseline", "run_baselines"]
 

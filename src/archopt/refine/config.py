@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from archopt.errors import ArchoptError
-from archopt.settings import Settings
+from archopt.runtime.settings import Settings
 
 __all__ = ["DEFAULT_TAUS", "METHODS", "RESUME_IGNORED", "RUN_METHOD", "InvalidRefineConfig",
            "RefineConfig"]

@@ -38,7 +38,6 @@ from torch import nn
 
 from archopt.data.dataset import ImageDataset, normalize
 from archopt.errors import ArchoptError
-from archopt.progress import Progress
 from archopt.refine.blocking import (
     Blocking,
     histogram_blocking,
@@ -63,7 +62,8 @@ from archopt.refine.scores import before_after, logits_of, split_scores
 from archopt.refine.superbatch import CircularSuperBatches
 from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir, atomic_torch_save, torch_load
-from archopt.runtime import resolve_device, seed_everything
+from archopt.runtime.devices import resolve_device, seed_everything
+from archopt.runtime.progress import Progress
 
 __all__ = ["RefineResult", "Source", "hbde", "initial_ranges", "load_source", "make_blocking",
            "search_space"]

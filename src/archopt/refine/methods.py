@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from archopt.data.dataset import ImageDataset
-from archopt.progress import Progress
 from archopt.refine.config import RUN_METHOD, RefineConfig
 from archopt.refine.loop import hbde
 from archopt.refine.model_io import RefineResult, Source
 from archopt.refine.posthoc import posthoc
+from archopt.runtime.progress import Progress
 
 __all__ = ["RUN_METHOD", "refine"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archopt.plotting import new_figure, save_png
+from archopt.runs.plotting import new_figure, save_png
 
 __all__ = ["plot_convergence"]
 

@@ -49,7 +49,7 @@ from archopt.refine.output_layer import fold_bias, output_bias
 from archopt.refine.scores import before_after, logits_of, split_scores
 from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir
-from archopt.runtime import resolve_device, seed_everything
+from archopt.runtime.devices import resolve_device, seed_everything
 from archopt.training.metrics import get_metric
 
 __all__ = ["class_prior", "default_bound", "logit_adjustment", "posthoc", "tune_biases"]
@@ -282,7 +282,7 @@ def posthoc(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatas
 def _plot(history: list[dict[str, Any]], path: Any, cfg: RefineConfig,
           summary: dict[str, Any]) -> None:
     """Validation metric per tau (logit adjustment) or per evaluation (bias tuning)."""
-    from archopt.plotting import new_figure, save_png
+    from archopt.runs.plotting import new_figure, save_png
 
     fig = new_figure((6.0, 4.0))
     ax = fig.subplots()

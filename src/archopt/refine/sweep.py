@@ -22,8 +22,8 @@ from archopt.errors import ArchoptError
 from archopt.refine.blocking import sweep_bins
 from archopt.refine.evaluation import PopulationEvaluator
 from archopt.refine.model_io import Source, load_source
-from archopt.runtime import resolve_device
-from archopt.sweeps import Backend, Trial, run_trials
+from archopt.runs.sweeps import Backend, Trial, run_trials
+from archopt.runtime.devices import resolve_device
 
 __all__ = ["blocking_sweep", "refine_seeds", "refine_trial"]
 
@@ -78,7 +78,7 @@ def refine_trial(*, out: Path, checkpoint: str, data: str | ImageDataset,
                  config: dict[str, Any], data_dir: str | None = None,
                  baselines: list[str] | None = None, adam_lr: float = 1e-4,
                  progress: bool = False) -> dict[str, Any]:
-    """One seed of ``archopt refine --seeds`` (a :class:`~archopt.sweeps.Trial` function):
+    """One seed of ``archopt refine --seeds`` (a :class:`~archopt.runs.sweeps.Trial` function):
     HBDE from ``checkpoint`` into ``out`` exactly as ``archopt refine --out`` writes it
     (continuing an interrupted run), then the named baselines; returns the row: the seed,
     the test metric before / after blocking / after, FE, generations, seconds.
@@ -108,7 +108,7 @@ def refine_seeds(checkpoint: str | os.PathLike[str], data: ImageDataset, seeds: 
                  backend: Backend = "local", workers: int | None = None,
                  address: str | None = None, threads: int | None = None,
                  progress: bool = True, echo: Any = None) -> dict[str, Any]:
-    """HBDE once per seed from the same checkpoint, through :mod:`archopt.sweeps`.
+    """HBDE once per seed from the same checkpoint, through :mod:`archopt.runs.sweeps`.
 
     Args:
         checkpoint: the trained model (checkpoint or result folder).
@@ -117,7 +117,7 @@ def refine_seeds(checkpoint: str | os.PathLike[str], data: ImageDataset, seeds: 
         out: the sweep folder (``grid.json``, ``status.json``, ``sweep.json``).
         config: :class:`~archopt.refine.RefineConfig` fields (``seed`` replaced per trial).
         baselines, adam_lr: as ``archopt refine --baseline``.
-        backend, workers, address, threads, progress, echo: :func:`~archopt.sweeps.run_trials`.
+        backend, workers, address, threads, progress, echo: :func:`~archopt.runs.sweeps.run_trials`.
 
     Returns: ``{"metric", "rows": [...], "mean_after", "std_after", "runner"}`` (also
     ``sweep.json``); a failed seed is a row with ``error``.
@@ -126,8 +126,8 @@ def refine_seeds(checkpoint: str | os.PathLike[str], data: ImageDataset, seeds: 
     """
     import numpy as np
 
-    from archopt.locking import lock_folder
     from archopt.runs import atomic_write_json
+    from archopt.runs.locking import lock_folder
 
     if not seeds:
         raise ArchoptError("--seeds: give at least one seed")

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from archopt.errors import InvalidSpec
-from archopt.settings import format_validation_error
+from archopt.runtime.settings import format_validation_error
 
 __all__ = [
     "ArchSpec",
@@ -281,7 +281,7 @@ class ArchSpec(_Model):
 
         Returns: the estimate.
         """
-        from archopt.memory import require_memory
+        from archopt.runtime.memory import require_memory
 
         label = what or (f"{'training' if training else 'building'} {self.space} spec"
                          + (f" {self.name!r}" if self.name else ""))

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from archopt.errors import InvalidSpec, UnknownName
+from archopt.errors import CheckpointError, InvalidSpec, UnknownName
 from archopt.spaces.base import ArchSpec
 
-__all__ = ["SPACES", "load_spec", "register_space", "spec_from_dict"]
+__all__ = ["SPACES", "load_spec", "register_space", "spec_from_checkpoint", "spec_from_dict"]
 
 SPACES: dict[str, type[ArchSpec]] = {}
 
@@ -38,6 +38,21 @@ def spec_from_dict(data: dict[str, Any]) -> ArchSpec:
     return SPACES[tag].from_dict(data)
 
 
+def spec_from_checkpoint(path: str | os.PathLike[str]) -> ArchSpec:
+    """The architecture spec stored in an archopt checkpoint (:mod:`archopt.runs.checkpoint`).
+
+    Raises: CheckpointError (unreadable file, or a checkpoint of a user's module without a
+        spec); InvalidSpec (a stored spec that no longer validates).
+    """
+    from archopt.runs.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("spec") is None:
+        raise CheckpointError(f"{path} holds no architecture spec (it was saved from a user's "
+                              "own nn.Module); load it with load_model(path, module=...)")
+    return spec_from_dict(ckpt["spec"])
+
+
 def _from_file(path: Path) -> ArchSpec:
     from archopt.spaces.tinynas import looks_like_tinynas, parse_tinynas
 
@@ -46,10 +61,8 @@ def _from_file(path: Path) -> ArchSpec:
             return _from_file(path / "arch.json")
         raise InvalidSpec(f"{path} is a folder without arch.json")
     if path.suffix in (".pt", ".pth"):
-        from archopt.training.checkpoint import spec_from_checkpoint
-
         return spec_from_checkpoint(path)
-    from archopt.configfile import read_bounded_text
+    from archopt.runtime.configfile import read_bounded_text
 
     text = read_bounded_text(path, what="spec file", error=InvalidSpec)
     stripped = text.lstrip()

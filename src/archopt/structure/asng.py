@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from archopt.errors import ArchoptError
+from archopt.structure.asktell import StructureOptimizer
 from archopt.structure.distributions import StructureDistribution
-from archopt.structure.sng import StructureOptimizer
 from archopt.structure.utility import ranking_utility
 
 __all__ = ["ASNG"]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archopt.profiling import benchmark_latency, count_params, latency_columns
+from archopt.measure import benchmark_latency, count_params, latency_columns
 from archopt.spaces.base import ArchSpec
 from archopt.structure.masking import Supernet
 
@@ -125,11 +125,11 @@ def latency_pair(supernet: Supernet, compacted: Compacted, input_shape: tuple[in
     """CPU latency of the compact network and of the masked supernet, and their parameter
     counts from torch.
 
-    Both are timed by :func:`archopt.profiling.benchmark_latency` (``torch.utils.benchmark``,
+    Both are timed by :func:`archopt.measure.benchmark_latency` (``torch.utils.benchmark``,
     batch 1 and the throughput batch, ``threads`` threads); the compact network also by
     onnxruntime when the onnx extra is installed (the masked supernet is not exported).
 
-    Returns: :func:`~archopt.profiling.latency_columns` of the compact network (``latency_ms``,
+    Returns: :func:`~archopt.measure.latency_columns` of the compact network (``latency_ms``,
     ``latency_ms_b64``, ``latency_ms_onnxruntime``, ..., ``latency``) plus
     ``latency_ms_supernet`` (batch 1), ``latency_ms_supernet_b64`` (ms per example),
     ``latency_supernet`` (its record), ``params_counted``, ``params_full_counted``.

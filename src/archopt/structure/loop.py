@@ -44,12 +44,12 @@ from torch import nn
 
 from archopt.data import BatchLoader, ImageDataset, augmentation
 from archopt.errors import ArchoptError, CheckpointError, TrainingDiverged
-from archopt.progress import Progress
 from archopt.runs import ResultDir
-from archopt.runtime import resolve_device
-from archopt.settings import Settings
+from archopt.runtime.devices import resolve_device
+from archopt.runtime.progress import Progress
+from archopt.runtime.settings import Settings
+from archopt.structure.asktell import StructureOptimizer
 from archopt.structure.masking import Supernet
-from archopt.structure.sng import StructureOptimizer
 
 if TYPE_CHECKING:  # archopt.training imports torchmetrics (slow); loaded when a run starts
     from archopt.training import TrainConfig

@@ -29,9 +29,9 @@ import torch
 from archopt.data import ImageDataset, load_dataset
 from archopt.data.dataset import normalize
 from archopt.errors import ArchoptError, InvalidSpec, UnknownName
-from archopt.progress import Progress
 from archopt.runs import ResultDir
-from archopt.runtime import seed_everything
+from archopt.runtime.devices import seed_everything
+from archopt.runtime.progress import Progress
 from archopt.spaces import DenseNetSpec, MLPSpec, load_spec
 from archopt.spaces.base import ArchSpec
 from archopt.structure.compaction import (
@@ -50,7 +50,8 @@ from archopt.structure.loop import (
 )
 from archopt.structure.masking import Supernet
 from archopt.structure.mlp import MaskedMLP, he_init
-from archopt.structure.sng import DECIDED_TOL, make_optimizer, steps_to_decide
+from archopt.structure.optimizers import make_optimizer
+from archopt.structure.sng import DECIDED_TOL, steps_to_decide
 
 if TYPE_CHECKING:
     from archopt.training import TrainConfig
@@ -283,7 +284,7 @@ def undecided_warning(summary: dict[str, Any]) -> str | None:
 def _model_block(module: torch.nn.Module, ds: ImageDataset, train: TrainConfig,
                  latency: bool) -> dict[str, Any]:
     """Test figures, params and MACs (torch's counters) and batch-1 CPU latency of a model."""
-    from archopt.profiling import benchmark_latency, count_macs, count_params, latency_columns
+    from archopt.measure import benchmark_latency, count_macs, count_params, latency_columns
 
     r = evaluate_structure(module, None, ds, train)
     cpu = copy.deepcopy(module).cpu()

@@ -35,7 +35,7 @@ from torch import nn
 from archopt.data import ImageDataset
 from archopt.data.dataset import normalize
 from archopt.errors import ArchoptError
-from archopt.export import MissingExtra
+from archopt.measure.onnx import MissingExtra
 
 __all__ = ["IMPORTANCES", "matched_widths", "mlp_params", "random_units", "require_torch_pruning",
            "tp_prune_mlp", "tp_prune_to_params"]
@@ -45,7 +45,7 @@ EXTRA_COMMAND = "pip install 'archopt[compare]'"
 
 
 def require_torch_pruning() -> Any:
-    """``torch_pruning`` or :class:`~archopt.export.MissingExtra` naming the pip command."""
+    """``torch_pruning`` or :class:`~archopt.measure.onnx.MissingExtra` naming the pip command."""
     try:
         return importlib.import_module("torch_pruning")
     except ImportError:

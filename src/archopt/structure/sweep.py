@@ -9,8 +9,8 @@ batch and ``lambda`` times the epochs (the paper: batch 64 for 1000 epochs vs. b
 500), so both see the same examples per step and take the same number of steps; the full-width
 baseline is also the reference of the training-cost ratio.
 
-Every run is a trial of the sweep runner (:mod:`archopt.sweeps`): Ray tasks or in-process, resumed
-per trial. Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders (``_seed<k>``
+Every run is a trial of the sweep runner (:mod:`archopt.runs.sweeps`): Ray tasks or in-process,
+resumed per trial. Result folder: ``eps0_<value>/`` and ``fixed_<label>/`` run folders (``_seed<k>``
 appended with ``seeds``), each what ``archopt structure`` / a fixed run writes; ``grid.json`` and
 ``status.json`` (the runner's), ``sweep.json`` (the table) and ``tradeoff.png``.
 """
@@ -28,6 +28,7 @@ import numpy as np
 from archopt.data import ImageDataset, load_dataset
 from archopt.errors import ArchoptError, InvalidSpec
 from archopt.runs import ResultDir
+from archopt.runs.sweeps import Backend, SweepOutcome, Trial, run_trials, sweep_session
 from archopt.spaces import DenseNetSpec, MLPSpec, load_spec
 from archopt.structure.densenet import MaskedDenseNet
 from archopt.structure.loop import StructureConfig
@@ -38,7 +39,6 @@ from archopt.structure.run import (
     run_fixed,
     run_structure,
 )
-from archopt.sweeps import Backend, SweepOutcome, Trial, run_trials, sweep_session
 
 if TYPE_CHECKING:
     from archopt.training import TrainConfig
@@ -162,7 +162,7 @@ def structure_trial(*, out: Path, task: str, data: ImageDataset | str, penalty: 
                     structure: dict[str, Any], train: dict[str, Any], space: Any = None,
                     data_dir: str | None = None, latency: bool = True, progress: bool = False,
                     ) -> dict[str, Any]:
-    """One eps0 run of a sweep (a :class:`~archopt.sweeps.Trial` function): writes ``out``
+    """One eps0 run of a sweep (a :class:`~archopt.runs.sweeps.Trial` function): writes ``out``
     exactly as ``archopt structure`` does (continuing it when interrupted) and returns the
     table row. Raises what :func:`~archopt.structure.run.run_structure` raises; a structure
     that disconnects the network is a row with an ``error`` instead."""
@@ -183,7 +183,7 @@ def fixed_trial(*, out: Path, data: ImageDataset | str, spec: dict[str, Any], la
                 train: dict[str, Any], full_params: int, max_steps_per_epoch: int | None = None,
                 train_subset: int | None = None, test_subset: int | None = None,
                 data_dir: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """One fixed-structure baseline of a sweep (a :class:`~archopt.sweeps.Trial` function):
+    """One fixed-structure baseline of a sweep (a :class:`~archopt.runs.sweeps.Trial` function):
     trains ``spec`` with :func:`~archopt.structure.run.run_fixed` into ``out``; returns the
     baseline row (``weight_usage_rate`` = params / ``full_params``)."""
     from archopt.spaces import load_spec
@@ -226,7 +226,7 @@ def run_sweep(task: str, data: ImageDataset | str, penalties: list[float], *,
               workers: int | None = None, address: str | None = None,
               threads: int | None = None, echo: Any = None) -> dict[str, Any]:
     """Train the eps0 grid (x seeds) and the fixed-structure baselines through the sweep runner
-    (:mod:`archopt.sweeps`); write the table and the plot.
+    (:mod:`archopt.runs.sweeps`); write the table and the plot.
 
     Args:
         task, data, space, data_dir: as :func:`~archopt.structure.run.run_structure`.
@@ -243,15 +243,16 @@ def run_sweep(task: str, data: ImageDataset | str, penalties: list[float], *,
             interrupted ones continued.
         plot: draw ``tradeoff.png``.
         seeds: train every eps0 (and baseline) with each of these seeds (default: ``train``'s).
-        backend, workers, address, threads: how the trials run (:func:`~archopt.sweeps.run_trials`;
-            the library's default is in-process, the CLI's is Ray when installed).
+        backend, workers, address, threads: how the trials run
+            (:func:`~archopt.runs.sweeps.run_trials`; the library's default is in-process, the
+            CLI's is Ray when installed).
 
     Returns: ``{"method": [...], "baselines": [...], "comparison": [...], "cost": {...},
     "runner": {...}}`` (also ``sweep.json``); a failed trial is a row with ``error``.
     Raises: ArchoptError for an empty grid, a bad runner request, or a sweep folder whose
         finished trials had other options.
     """
-    from archopt.locking import lock_folder
+    from archopt.runs.locking import lock_folder
 
     del resume
     if not penalties:
@@ -378,7 +379,7 @@ def plot_tradeoff(table: dict[str, Any], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    from archopt.plotting import save_png
+    from archopt.runs.plotting import save_png
 
     try:
         return save_png(fig, path, dpi=120, tight=False)  # atomic

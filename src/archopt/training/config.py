@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from archopt.data.transforms import AUGMENTATIONS
 from archopt.errors import ArchoptError
-from archopt.settings import Settings
+from archopt.runtime.settings import Settings
 
 __all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "RESUME_IGNORED", "InvalidConfig", "TrainConfig"]
 
@@ -74,8 +74,8 @@ class TrainConfig(Settings):
         eval_batch_size: batch size of evaluation.
         latency: measure CPU latency (batch 1) of the trained model for the summary.
         threads: torch intra-op CPU threads for the run (None: leave torch's current count;
-            the CLI sets it by :mod:`archopt.threads`' policy, which does not oversubscribe a
-            busy machine); fewer can be faster on a busy machine.
+            the CLI sets it by :mod:`archopt.runtime.threads`' policy, which does not
+            oversubscribe a busy machine); fewer can be faster on a busy machine.
     """
 
     what: ClassVar[str] = "training config"

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from archopt.errors import ArchoptError
-from archopt.runtime import resolve_device
+from archopt.runtime.devices import resolve_device
 
 __all__ = ["DistEnv", "all_reduce_max", "all_reduce_sum", "env_world", "init_distributed"]
 

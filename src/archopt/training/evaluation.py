@@ -16,7 +16,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from archopt.data.dataset import normalize
-from archopt.runtime import resolve_device
+from archopt.runtime.devices import resolve_device
 
 __all__ = ["autocast", "evaluate", "predict"]
 

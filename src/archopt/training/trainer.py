@@ -49,11 +49,11 @@ from archopt.errors import (
     TrainingDiverged,
     WriteError,
 )
-from archopt.locking import discard_on_failure, lock_folder
-from archopt.profiling import benchmark_latency, count_macs, count_params, latency_columns
-from archopt.progress import Progress
+from archopt.measure import benchmark_latency, count_macs, count_params, latency_columns
 from archopt.runs import ResultDir, write_error_kept
-from archopt.runtime import seed_everything
+from archopt.runs.locking import discard_on_failure, lock_folder
+from archopt.runtime.devices import seed_everything
+from archopt.runtime.progress import Progress
 from archopt.spaces.base import ArchSpec
 from archopt.training.checkpoint import dataset_meta, load_checkpoint, save_checkpoint
 from archopt.training.config import InvalidConfig, TrainConfig
@@ -395,7 +395,7 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
         example), ``latency_ms`` (CPU, batch 1, one thread, ms per example, by
         ``torch.utils.benchmark``; ``latency_ms_b64`` at batch 64 and
         ``latency_ms_onnxruntime[_b64]`` beside them: see
-        :func:`archopt.profiling.latency_columns`), ``seconds``
+        :func:`archopt.measure.latency_columns`), ``seconds``
         (training + per-epoch evaluation, summed over resumed parts), ``epochs``, ``device``,
         ``world_size``, ...
 

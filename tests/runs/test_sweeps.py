@@ -1,6 +1,6 @@
-"""The sweep runner (archopt.sweeps) under the sweep verbs: Ray-backed and in-process sweeps give
-the same table, resume skips finished trials, a failing trial is reported and the others finish,
-and bad requests are one-line errors with exit status 2."""
+"""The sweep runner (archopt.runs.sweeps) under the sweep verbs: Ray-backed and in-process sweeps
+give the same table, resume skips finished trials, a failing trial is reported and the others
+finish, and bad requests are one-line errors with exit status 2."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from archopt import sweeps
-from archopt.runs import atomic_write_json, read_json
+from archopt.runs import atomic_write_json, read_json, sweeps
 
 TINY_MLP = {"space": "mlp", "in_features": 64, "widths": [24, 24], "num_classes": 10}
 TIMING = ("train_seconds", "seconds_per_step_ms", "seconds", "wall_seconds")

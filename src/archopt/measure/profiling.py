@@ -10,8 +10,6 @@ latency figures reports show. :func:`benchmark_latency` is what summaries record
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from typing import Any, NamedTuple
 
 import torch
@@ -19,7 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["THROUGHPUT_BATCH", "ModuleRow", "benchmark_latency", "count_macs", "count_params",
-           "latency_columns", "measure_latency", "module_table"]
+           "latency_columns", "module_table"]
 
 #: The throughput batch of :func:`benchmark_latency` (besides batch 1).
 THROUGHPUT_BATCH = 64
@@ -96,44 +94,6 @@ def module_table(module: nn.Module, input_shape: tuple[int, ...]) -> list[Module
     return rows
 
 
-@torch.no_grad()
-def measure_latency(module: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1,
-                    repeats: int = 30, warmup: int = 5, device: str | torch.device = "cpu",
-                    threads: int | None = None) -> float:
-    """Median wall time of one forward pass, in milliseconds per example.
-
-    Args:
-        module: the network (put in eval mode for the measurement, restored after).
-        input_shape: one example's shape (no batch dim).
-        batch_size: examples per forward pass; the result is divided by it.
-        repeats, warmup: timed and untimed passes.
-        device: where to run (CUDA is synchronised around each pass).
-        threads: torch intra-op threads during the measurement (default: unchanged).
-    """
-    dev = torch.device(device)
-    was_training = module.training
-    module.eval()
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    x = torch.randn((batch_size, *input_shape), device=dev)
-    times = []
-    try:
-        for i in range(warmup + repeats):
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            t0 = time.perf_counter()
-            module(x)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old_threads)
-        module.train(was_training)
-    return statistics.median(times) * 1000.0 / batch_size
-
-
 def _rng() -> torch.Generator:
     """A private generator: timing never moves the global RNG (a run's later stages)."""
     return torch.Generator().manual_seed(0)
@@ -154,7 +114,7 @@ def _ort_latency(model: nn.Module, input_shape: tuple[int, ...], batch_sizes: tu
                  threads: int, min_run_time: float, opset: int) -> dict[str, Any]:
     import onnxruntime as ort
 
-    from archopt import export
+    from archopt.measure import onnx as export
 
     sess = export.ort_session(export.onnx_bytes(model, input_shape, opset=opset),
                               threads=threads)
@@ -178,7 +138,7 @@ def benchmark_latency(module: nn.Module, input_shape: tuple[int, ...], *,
     one untimed call) on a random normal batch ``(b, *input_shape)`` in eval mode, float32, on
     the CPU with ``threads`` intra-op threads for torch and the same count for onnxruntime
     (one inter-op thread). onnxruntime runs the model exported by
-    :func:`archopt.export.onnx_bytes` (dynamic batch).
+    :func:`archopt.measure.onnx.onnx_bytes` (dynamic batch).
 
     Args:
         module: the network (copied to the CPU; the caller's module is not changed).
@@ -187,15 +147,15 @@ def benchmark_latency(module: nn.Module, input_shape: tuple[int, ...], *,
         threads: intra-op threads for both runtimes (named in the record).
         min_run_time: seconds of timed calls per figure, at least.
         onnxruntime: time onnxruntime too: None (default) when the onnx extra is installed;
-            True without it raises :class:`~archopt.export.MissingExtra`.
-        opset: the exported opset (default :data:`archopt.export.DEFAULT_OPSET`).
+            True without it raises :class:`~archopt.measure.onnx.MissingExtra`.
+        opset: the exported opset (default :data:`archopt.measure.onnx.DEFAULT_OPSET`).
 
     Returns: ``{"tool", "device": "cpu", "threads", "batch_sizes", "torch": {str(b): {
         "median_ms", "iqr_ms", "runs", "ms_per_example"}}, "onnxruntime": {...} or absent,
         "onnxruntime_error": str (export or run failed; torch figures kept) or absent}``;
         milliseconds are per call (a whole batch) unless named per example.
     """
-    from archopt import export
+    from archopt.measure import onnx as export
 
     model = copy.deepcopy(module).cpu().float().eval()
     old = torch.get_num_threads()

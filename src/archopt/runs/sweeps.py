@@ -26,11 +26,11 @@ trial that raises is recorded as ``failed`` with its error; the others go on.
 
 Only the driver writes ``grid.json`` / ``status.json`` (atomically, under the sweep folder's lock);
 each trial holds its own result folder's lock while it runs and sets its torch threads
-(:mod:`archopt.threads`) so that N concurrent trials do not oversubscribe the cores.
+(:mod:`archopt.runtime.threads`) so that N concurrent trials do not oversubscribe the cores.
 
 Example::
 
-    from archopt.sweeps import Trial, run_trials
+    from archopt.runs.sweeps import Trial, run_trials
     outcome = run_trials("runs/sw", [Trial("a", "mymod:trial", {"x": 1})], backend="local")
     outcome.rows()
 """
@@ -208,8 +208,8 @@ def execute_trial(fn: str, folder: str, params: Mapping[str, Any], threads: int,
     """Run one trial in this process (what a Ray task runs): set torch's threads, hold the
     trial folder's lock, call ``fn``. Never raises for the trial's own error (only for Ctrl-C):
     returns ``{"ok": bool, "row" | "error": ..., "seconds", "threads", "pid", "host"}``."""
-    from archopt.locking import lock_folder
-    from archopt.threads import thread_limit
+    from archopt.runs.locking import lock_folder
+    from archopt.runtime.threads import thread_limit
 
     t0 = time.perf_counter()
     info: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(),
@@ -301,7 +301,7 @@ def _all_done(out: Path, trials: Sequence[Trial]) -> bool:
 
 
 def _default_workers() -> int:
-    from archopt.threads import available_cores
+    from archopt.runtime.threads import available_cores
 
     return available_cores()
 
@@ -309,7 +309,7 @@ def _default_workers() -> int:
 def _trial_threads(threads: int | None, workers: int, backend: str) -> int:
     """--threads if given; in-process the thread policy; under Ray the cores / workers (1 on
     a cluster whose worker count is not known yet, ``workers == 0``)."""
-    from archopt.threads import available_cores, resolve_threads
+    from archopt.runtime.threads import available_cores, resolve_threads
 
     if threads is not None:
         return resolve_threads(threads).threads
@@ -482,7 +482,7 @@ def run_trials(out: str | Path, trials: Sequence[Trial], *, backend: Backend = "
         address: an existing Ray cluster (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``);
             archopt must be importable on its nodes.
         threads: torch threads per trial (default: in-process, the thread policy of
-            :mod:`archopt.threads`; under Ray, cores / workers, at least 1).
+            :mod:`archopt.runtime.threads`; under Ray, cores / workers, at least 1).
         shared: objects passed to every trial as keyword arguments, not recorded.
         progress: in-process trials show their progress bars; every finished trial is one
             line through ``echo``.
@@ -493,7 +493,7 @@ def run_trials(out: str | Path, trials: Sequence[Trial], *, backend: Backend = "
         installed, a cluster that cannot be reached, a finished trial recorded with other
         options); a trial's own error is never raised, it is recorded.
     """
-    from archopt.locking import lock_folder
+    from archopt.runs.locking import lock_folder
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out)

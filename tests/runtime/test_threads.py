@@ -1,12 +1,13 @@
-"""The thread policy (archopt.threads) and the --threads option of every verb that trains."""
+"""The thread policy (archopt.runtime.threads) and the --threads option of every verb that
+trains."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from archopt import threads as th
 from archopt.errors import ArchoptError
+from archopt.runtime import threads as th
 
 TRAINING_VERBS = [("train",), ("run",), ("structure",), ("structure", "sweep"), ("refine",),
                   ("latent", "train"), ("latent", "search")]

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from archopt.errors import ArchoptError
-from archopt.plotting import new_figure, save_png
 from archopt.runs import atomic_write_text, read_json, read_jsonl
+from archopt.runs.plotting import new_figure, save_png
 from archopt.spaces import ArchSpec, load_spec
 
 __all__ = ["build_report", "results_rows"]

@@ -1,6 +1,6 @@
 """ONNX export parity for every family: onnxruntime's outputs equal PyTorch's within 1e-4 on
 a batch of 5 (the export traced a batch of 2 and checked 3: the batch axis is dynamic); the
-opset is stored; the latency record of ``archopt.profiling.benchmark_latency``."""
+opset is stored; the latency record of ``archopt.measure.benchmark_latency``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import archopt
-from archopt.profiling import benchmark_latency, latency_columns
+from archopt.measure import benchmark_latency, latency_columns
 from tests.families import FAMILIES
 
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed "

@@ -280,10 +280,10 @@ def environment_info() -> dict[str, Any]:
     """Versions and machine facts recorded in every ``config.json``."""
     import torch
 
-    import archopt
+    from archopt._version import __version__
 
     info: dict[str, Any] = {
-        "archopt": archopt.__version__,
+        "archopt": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -166,7 +166,7 @@ def export_onnx(source: str | os.PathLike[str] | nn.Module, out: str | os.PathLi
         source: a result folder or checkpoint (read by :func:`load_model`), or a module that
             :func:`load_model` returned (it carries its input shape).
         out: the ``.onnx`` file (its folder is created).
-        opset: the ONNX opset (default :data:`archopt.export.DEFAULT_OPSET`).
+        opset: the ONNX opset (default :data:`archopt.measure.onnx.DEFAULT_OPSET`).
         batch_size: None for a dynamic batch axis (default); an int fixes it.
         check_batch: the batch onnxruntime and torch are compared on (with a dynamic axis it
             differs from the batch of 2 traced at export, so the check exercises the axis).
@@ -179,8 +179,8 @@ def export_onnx(source: str | os.PathLike[str] | nn.Module, out: str | os.PathLi
         ArchoptError (bad source or an unwritable ``out``; nothing written), ExportError
         (torch cannot export it, or onnxruntime's outputs differ by more than ``atol``).
     """
-    import archopt
-    from archopt import export
+    from archopt._version import __version__
+    from archopt.measure import onnx as export
 
     export.require_onnx()
     import onnx
@@ -195,7 +195,7 @@ def export_onnx(source: str | os.PathLike[str] | nn.Module, out: str | os.PathLi
         raise ArchoptError("export_onnx takes a path or a module that load_model returned")
     opset = opset or export.DEFAULT_OPSET
     meta = getattr(model, "archopt_meta", {}) or {}
-    info = {"archopt_version": archopt.__version__, "archopt_kind": model.archopt_kind,
+    info = {"archopt_version": __version__, "archopt_kind": model.archopt_kind,
             "archopt_source": model.archopt_source, "archopt_spec": spec.to_dict(),
             "input_shape": list(shape),
             **{k: meta[k] for k in ("dataset", "mean", "std", "class_names") if k in meta}}

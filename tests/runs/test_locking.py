@@ -1,4 +1,4 @@
-"""One writer per result folder (archopt.locking), and nothing left behind by a command that
+"""One writer per result folder (archopt.runs.locking), and nothing left behind by a command that
 fails before it has a result."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 
 from archopt.errors import FolderInUse
-from archopt.locking import LOCK_NAME, discard_on_failure, lock_folder, read_holder
+from archopt.runs.locking import LOCK_NAME, discard_on_failure, lock_folder, read_holder
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _holder_process(folder: Path, ready: Path) -> subprocess.Popen:
     """Another process that takes the lock on ``folder`` and sleeps (until killed)."""
     code = textwrap.dedent(f"""
         import time, pathlib
-        from archopt.locking import lock_folder
+        from archopt.runs.locking import lock_folder
         with lock_folder({str(folder)!r}):
             pathlib.Path({str(ready)!r}).write_text("ok")
             time.sleep(120)
