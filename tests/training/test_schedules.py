@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -52,3 +54,70 @@ def test_set_lr_sets_every_group():
     opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 5.0}], lr=1.0)
     set_lr(opt, 0.25)
     assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
+
+
+# The closed forms the loops used before they shared torch's schedulers (training.schedules
+# before the refactor, latent.training.TrainConfig.lr_at): every step must give the same lr.
+def _old_train_lr(cfg: TrainConfig, per: int, step: int) -> float:
+    total = cfg.epochs * per
+    warmup = min(round(cfg.warmup_epochs * per), total - 1)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        ms = sorted(round(m * cfg.epochs) * per for m in cfg.milestones)
+        return cfg.lr * cfg.gamma ** sum(1 for m in ms if step >= m)
+    t = min(step - warmup, total - warmup)
+    span = max(total - warmup, 1)
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t / span)) / 2
+
+
+def _old_latent_lr(tc, step: int) -> float:
+    if tc.schedule == "cosine":
+        lr = tc.lr * 0.5 * (1 + math.cos(math.pi * min(step, tc.steps) / max(tc.steps, 1)))
+    else:
+        lr = tc.lr * tc.decay ** (step // (tc.decay_epochs * tc.epoch_steps))
+    if step < tc.warmup_steps:
+        lr *= (step + 1) / tc.warmup_steps
+    return lr
+
+
+_TRAIN_CASES = [
+    dict(epochs=4, schedule="cosine", min_lr=1e-4),
+    dict(epochs=5, schedule="cosine", warmup_epochs=1, min_lr=1e-3),
+    dict(epochs=3, schedule="cosine", warmup_epochs=0.34),  # one warm-up step at per=3
+    dict(epochs=10, schedule="step", milestones=[0.5, 0.75], gamma=0.2, warmup_epochs=2),
+    dict(epochs=10, schedule="step", milestones=[0.1, 0.3, 0.3], warmup_epochs=4),  # inside it
+    dict(epochs=3, schedule="step", milestones=[0.1], gamma=0.5),  # milestone at step 0
+    dict(epochs=6, schedule="constant", warmup_epochs=2.5),
+    dict(epochs=1, schedule="cosine"),
+]
+
+
+@pytest.mark.parametrize("kw", _TRAIN_CASES)
+@pytest.mark.parametrize("per", [1, 3, 25])
+def test_train_schedule_equals_the_former_closed_form(kw, per):
+    cfg = TrainConfig(lr=0.1, **kw)
+    sched = LRSchedule(cfg, steps_per_epoch=per)
+    steps = range(cfg.epochs * per + 5)  # a few past the end: they keep the last value
+    got = [sched(s) for s in steps]
+    want = [_old_train_lr(cfg, per, s) for s in steps]
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert sched(2) == pytest.approx(want[2], rel=1e-12)  # read backwards: starts again
+
+
+@pytest.mark.parametrize("kw", [
+    dict(schedule="cosine", steps=400, warmup_steps=60, lr=1e-3),
+    dict(schedule="cosine", steps=50, lr=1e-3),
+    dict(schedule="step", steps=300, warmup_steps=25, epoch_steps=40, decay_epochs=2),
+    dict(schedule="step", steps=90, epoch_steps=7, decay_epochs=1, decay=0.9, warmup_steps=1),
+])
+def test_latent_schedule_equals_the_former_closed_form(kw):
+    from archopt.latent.training import TrainConfig as LatentTrainConfig
+
+    tc = LatentTrainConfig(**kw)
+    sched = tc.lr_schedule()
+    steps = range(tc.steps + 3)
+    assert [sched(s) for s in steps] == pytest.approx([_old_latent_lr(tc, s) for s in steps],
+                                                      rel=1e-12, abs=1e-15)

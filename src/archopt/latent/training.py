@@ -24,7 +24,6 @@ and at the end), ``summary.json`` and ``training.png``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
 
 from archopt.errors import CheckpointError, InvalidSpec, TrainingDiverged
 from archopt.latent.autoencoder import (
@@ -46,6 +47,7 @@ from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime.devices import resolve_device, seed_everything, torch_generator
 from archopt.runtime.progress import Progress
 from archopt.runtime.settings import Settings
+from archopt.training.schedules import StepSchedule, set_lr, with_warmup
 
 __all__ = [
     "CHECKPOINT",
@@ -107,21 +109,24 @@ class TrainConfig(Settings):
                                     coverage_every=0, coverage_mlps=128)
         return cls(**{**base, **changes})
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate of step ``step`` (0-based).
+    def lr_schedule(self) -> StepSchedule:
+        """The learning rate of each step (0-based), as a function of the step
+        (:mod:`archopt.training.schedules`).
 
-        ``step``: ``lr * decay ** (step // (decay_epochs * epoch_steps))``; ``cosine``:
-        ``lr * (1 + cos(pi * step / steps)) / 2``; either times ``(step + 1) / warmup_steps``
-        during the warm-up.
+        ``step``: ``lr * decay ** (step // (decay_epochs * epoch_steps))`` (``StepLR``);
+        ``cosine``: ``lr * (1 + cos(pi * step / steps)) / 2`` (``CosineAnnealingLR`` to 0; steps
+        past ``steps`` stay at 0); either times ``(step + 1) / warmup_steps`` during the warm-up.
         """
-        if self.schedule == "cosine":
-            lr = self.lr * 0.5 * (1 + math.cos(math.pi * min(step, self.steps)
-                                               / max(self.steps, 1)))
-        else:
-            lr = self.lr * self.decay ** (step // (self.decay_epochs * self.epoch_steps))
-        if step < self.warmup_steps:
-            lr *= (step + 1) / self.warmup_steps
-        return lr
+        def build(opt: Optimizer) -> LRScheduler:
+            main: LRScheduler
+            if self.schedule == "cosine":
+                main = CosineAnnealingLR(opt, T_max=max(self.steps, 1), eta_min=0.0)
+            else:
+                main = StepLR(opt, self.decay_epochs * self.epoch_steps, self.decay)
+            return with_warmup(opt, main, self.warmup_steps, scale=True)
+
+        return StepSchedule(self.lr, build,
+                            last=self.steps if self.schedule == "cosine" else None)
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Optimizer:
@@ -373,12 +378,12 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
     clock.start()
     last_val: dict[str, Any] | None = None
     deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
+    schedule = train.lr_schedule()
     while step < train.steps:
         if deadline is not None and time.perf_counter() > deadline:
             break
-        lr = train.lr_at(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = schedule(step)
+        set_lr(opt, lr)
         g = _step_generator(train.seed, step, dev)
         arrays = training_batch(train.batch_size, config.layout, generator=g,
                                 sparsities=config.sparsities, widths=config.widths,
@@ -413,7 +418,7 @@ def train_autoencoder(out: str | Path, config: AutoencoderConfig, train: TrainCo
             save()
     if window:  # stopped by max_minutes between two log rows
         rd.append_metrics({"step": step, "loss": sum(window) / len(window),
-                           "lr": train.lr_at(step - 1), "elapsed_s": clock.wall_now()})
+                           "lr": schedule(step - 1), "elapsed_s": clock.wall_now()})
         recent = [*recent, sum(window) / len(window)][-5:]
     if last_val is None or last_val["step"] != step:
         prior = [r for r in rd.read_metrics() if "val_mdpe" in r and r.get("step") == step]

@@ -21,16 +21,18 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from archopt.errors import InvalidSpec
 from archopt.runtime.settings import format_validation_error
 
 __all__ = [
     "ArchSpec",
+    "ConvSpec",
     "LayerCost",
+    "OddKernel",
     "StageCost",
     "Stem",
     "conv_out",
@@ -104,21 +106,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _odd(v: int) -> int:
+    if v % 2 == 0:
+        raise ValueError(f"kernel must be odd, got {v}")
+    return v
+
+
+#: A convolution's kernel size: odd (a centred kernel, "same" padding ``k // 2``).
+OddKernel = Annotated[int, AfterValidator(_odd)]
+
+
 class Stem(_Model):
     """The first convolution: ``out`` channels, ``k`` x ``k`` kernel, ``stride``; ``pool`` adds a
     3x3 stride-2 max-pool (ImageNet ResNet / DenseNet stems)."""
 
     out: int = Field(ge=1)
-    k: int = Field(3, ge=1)
+    k: OddKernel = Field(3, ge=1)
     stride: int = Field(1, ge=1, le=4)
     pool: bool = False
-
-    @field_validator("k")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError(f"kernel must be odd, got {v}")
-        return v
 
 
 class ArchSpec(_Model):
@@ -333,6 +338,22 @@ class ArchSpec(_Model):
     def describe(self) -> str:
         """A one-line human summary."""
         return self.name or self.space
+
+
+class ConvSpec(ArchSpec):
+    """Base of the image CNN spaces (resnet, mbv2, densenet): ``in_channels`` image channels
+    into a :class:`Stem`; one example is ``(in_channels, resolution, resolution)``."""
+
+    in_channels: int = Field(3, ge=1)
+    stem: Stem
+
+    def with_io(self, *, in_channels: int, resolution: int, num_classes: int) -> ArchSpec:
+        return self.replace(in_channels=in_channels, resolution=resolution,
+                            num_classes=num_classes)
+
+    def input_shape(self, resolution: int | None = None) -> tuple[int, ...]:
+        r = self._res(resolution)
+        return (self.in_channels, r, r)
 
 
 #: Python-side memory of one built weight layer: its nn.Module with BatchNorm, activation and

@@ -32,11 +32,11 @@ import math
 from typing import NamedTuple
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from archopt.errors import InvalidSpec
-from archopt.spaces.base import ArchSpec, LayerCost, Stem, _Model, conv_out
+from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
 from archopt.spaces.layers import Head, StemConv, conv_cost, init_weights, linear_cost
 
 __all__ = ["DenseNetSpec", "DenseStage", "LiveStage"]
@@ -47,16 +47,9 @@ class DenseStage(_Model):
 
     growth: int = Field(ge=1)
     layers: int = Field(ge=1)
-    k: int = Field(3, ge=1)
+    k: OddKernel = Field(3, ge=1)
     bottleneck: bool = True
     bottleneck_width: int = Field(4, ge=1)
-
-    @field_validator("k")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError(f"kernel must be odd, got {v}")
-        return v
 
 
 class LiveStage(NamedTuple):
@@ -81,12 +74,10 @@ class LiveStage(NamedTuple):
         return 0 if src is None else sum(self.widths[s] for s in src)
 
 
-class DenseNetSpec(ArchSpec):
+class DenseNetSpec(ConvSpec):
     """A DenseNet(-BC): stem + dense stages + transitions + BN-ReLU-pool (+ classifier)."""
 
     space = "densenet"
-    in_channels: int = Field(3, ge=1)
-    stem: Stem
     stages: list[DenseStage] = Field(min_length=1)
     compression: float = Field(0.5, gt=0, le=1)
     connections: list[list[list[bool]]] | None = None
@@ -211,14 +202,6 @@ class DenseNetSpec(ArchSpec):
 
     def _param_resolution(self) -> int:
         return self.resolution or 32
-
-    def with_io(self, *, in_channels: int, resolution: int, num_classes: int) -> DenseNetSpec:
-        return self.replace(in_channels=in_channels, resolution=resolution,
-                            num_classes=num_classes)
-
-    def input_shape(self, resolution: int | None = None) -> tuple[int, ...]:
-        r = self._res(resolution)
-        return (self.in_channels, r, r)
 
     def build(self) -> nn.Module:
         return DenseNet(self)

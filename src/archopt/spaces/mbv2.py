@@ -24,10 +24,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
-from archopt.spaces.base import ArchSpec, LayerCost, Stem, _Model, conv_out
+from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
 from archopt.spaces.layers import (
     ConvBN,
     Head,
@@ -52,24 +52,15 @@ class MBV2Block(_Model):
 
     out: int = Field(ge=1)
     btn: int = Field(ge=1)
-    k: int = Field(3, ge=1)
+    k: OddKernel = Field(3, ge=1)
     L: int = Field(1, ge=1)
     stride: int = Field(1, ge=1, le=2)
 
-    @field_validator("k")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError(f"kernel must be odd, got {v}")
-        return v
 
-
-class MBV2Spec(ArchSpec):
+class MBV2Spec(ConvSpec):
     """Stem + inverted-bottleneck superblocks + final 1x1 conv + pool (+ classifier)."""
 
     space = "mbv2"
-    in_channels: int = Field(3, ge=1)
-    stem: Stem
     blocks: list[MBV2Block] = Field(min_length=1)
     head_conv: int | None = Field(None, ge=1)
     se: bool = True
@@ -120,14 +111,6 @@ class MBV2Spec(ArchSpec):
     def layers(self) -> int:
         """Main-path conv layers: stem 1, each block 3 (SE excluded), final 1x1 conv 1."""
         return 1 + 3 * sum(b.L for b in self.blocks) + (1 if self.head_conv else 0)
-
-    def with_io(self, *, in_channels: int, resolution: int, num_classes: int) -> MBV2Spec:
-        return self.replace(in_channels=in_channels, resolution=resolution,
-                            num_classes=num_classes)
-
-    def input_shape(self, resolution: int | None = None) -> tuple[int, ...]:
-        r = self._res(resolution)
-        return (self.in_channels, r, r)
 
     def build(self) -> nn.Module:
         return MBV2Net(self)

@@ -21,10 +21,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
-from archopt.spaces.base import ArchSpec, LayerCost, Stem, _Model, conv_out
+from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
 from archopt.spaces.layers import (
     ConvBN,
     Head,
@@ -43,20 +43,13 @@ class SuperBlock(_Model):
 
     out: int = Field(ge=1)
     btn: int = Field(ge=1)
-    k: int = Field(3, ge=1)
+    k: OddKernel = Field(3, ge=1)
     L: int = Field(1, ge=1)
     stride: int = Field(1, ge=1, le=2)
     block: Literal["bottleneck", "basic"] = "bottleneck"
 
-    @field_validator("k")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError(f"kernel must be odd, got {v}")
-        return v
 
-
-class ResNetSpec(ArchSpec):
+class ResNetSpec(ConvSpec):
     """A ResNet-like network: stem + superblocks + global pool (+ linear classifier).
 
     Fields: ``in_channels``, ``num_classes`` (0 = headless backbone), ``stem``, ``blocks``,
@@ -64,8 +57,6 @@ class ResNetSpec(ArchSpec):
     """
 
     space = "resnet"
-    in_channels: int = Field(3, ge=1)
-    stem: Stem
     blocks: list[SuperBlock] = Field(min_length=1)
     shortcut: Literal["avgpool", "conv"] = "avgpool"
     project_first: bool = True
@@ -125,14 +116,6 @@ class ResNetSpec(ArchSpec):
     def layers(self) -> int:
         """Main-path conv layers: stem 1, bottleneck blocks 3 each, basic blocks 2 each."""
         return 1 + sum(b.L * (3 if b.block == "bottleneck" else 2) for b in self.blocks)
-
-    def with_io(self, *, in_channels: int, resolution: int, num_classes: int) -> ResNetSpec:
-        return self.replace(in_channels=in_channels, resolution=resolution,
-                            num_classes=num_classes)
-
-    def input_shape(self, resolution: int | None = None) -> tuple[int, ...]:
-        r = self._res(resolution)
-        return (self.in_channels, r, r)
 
     def build(self) -> nn.Module:
         return ResNet(self)
