@@ -8,34 +8,5 @@
 - ``sweeps``      one runner for a grid of trials, each writing its own result folder.
 """
 
-from archopt.runs.folders import (
-    WRITE_ERRNOS,
-    ResultDir,
-    atomic_torch_save,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    environment_info,
-    read_json,
-    read_jsonl,
-    to_jsonable,
-    torch_load,
-    write_error,
-    write_error_kept,
-)
-
-__all__ = [
-    "WRITE_ERRNOS",
-    "ResultDir",
-    "atomic_torch_save",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "environment_info",
-    "read_json",
-    "read_jsonl",
-    "to_jsonable",
-    "torch_load",
-    "write_error",
-    "write_error_kept",
-]
+from archopt.runs.folders import *  # noqa: F403 (the folder API, re-exported)
+from archopt.runs.folders import __all__ as __all__
