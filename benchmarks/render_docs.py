@@ -475,23 +475,31 @@ def hbde_claim(d: dict[str, Any]) -> str:
             + "\n![test macro-F1 against CPU seconds](/img/results/hbde_claim.png)\n")
 
 
+def _pm(m: dict[str, Any], fmt: str) -> str:
+    """``mean ± std`` of a fraction, in percent (points for differences)."""
+    return f"{fmt % (100 * m['mean'])} ± {100 * m['std']:.2f}"
+
+
 @renderer("refine_compare", ORDER[2], "macro-F1 tuning: HBDE vs Adam, logit adjustment, bias")
 def refine_compare(d: dict[str, Any]) -> str:
     s = d["setup"]
     rows = []
     for profile, p in d["profiles"].items():
         for method, m in p["table"].items():
-            rows.append((profile, method, ", ".join(m["seeds"]), pct(m["f1"]["mean"]),
-                         f"{100 * m['f1_minus_pretrained']['mean']:+.2f}",
-                         pct(m["balanced_accuracy"]["mean"]),
+            rows.append((profile, method, ", ".join(m["seeds"]), _pm(m["f1"], "%.2f %%"),
+                         _pm(m["f1_minus_pretrained"], "%+.2f"),
+                         _pm(m["balanced_accuracy"], "%.2f %%"),
+                         _pm(m["balanced_accuracy_minus_pretrained"], "%+.2f"),
                          span(m["cpu_seconds"], lambda x: f"{x:.1f}")))
     return (f"{s['model']}. Imbalance profiles: "
             + "; ".join(f"`{k}`: {v}" for k, v in s["profiles"].items())
             + f" (seed {s['imbalance_seed']}). Validation: {s['validation']}. HBDE: {s['hbde']}"
             f"; {s['hbde_seconds']:g} CPU-s. Adam: {s['adam']}. Logit adjustment: "
-            f"{s['logit_adjust']}. Bias tuning: {s['bias']}. Means over the seeds listed.\n\n"
+            f"{s['logit_adjust']}. Bias tuning: {s['bias']}. Mean ± std over the seeds "
+            "listed (test split).\n\n"
             + table(["profile", "method", "seeds", "test macro-F1", "- pre-trained (points)",
-                     "balanced accuracy", "CPU-s"], rows, "lllrrrr")
+                     "balanced accuracy", "- pre-trained (points)", "CPU-s"], rows,
+                    "lllrrrrr")
             + "\n![test macro-F1 by method](/img/results/refine_compare.png)\n")
 
 
@@ -1171,7 +1179,10 @@ def _glance_refine() -> str:
         parts = ", ".join(f"{m} {100 * t[m]['f1_minus_pretrained']['mean']:+.2f}"
                           for m in ("hbde", "adam", "bias", "logit-adjust") if m in t)
         bits.append(f"{prof} ({seeds} seed{'s' if seeds != 1 else ''}): {parts}")
-    return ". Macro-F1 points over the pre-trained model, " + "; ".join(bits) + " (partial)"
+    done = all(len(p["table"].get("hbde", {}).get("seeds", [])) >= 3
+               for p in _load("refine_compare")["profiles"].values())
+    return (". Test macro-F1 points over the pre-trained model, " + "; ".join(bits)
+            + ("" if done else " (partial)"))
 
 
 def glance_swat() -> tuple[str, str, str, str]:
