@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archopt.errors import ArchoptError
-from archopt.export import onnx_available
+from archopt.measure.onnx import onnx_available
 from archopt.pipeline.config import RunConfig
 from archopt.pipeline.run import run_pipeline
 from archopt.spaces import load_spec
