@@ -14,9 +14,9 @@ package index ``pretrained.json`` (file, SHA-256, size, training steps and minut
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+import benchlib
 from archopt.latent.pretrained import PRETRAINED_DIR, export_autoencoder, load_pretrained, sha256
 from archopt.latent.validation import evaluate
 from archopt.runs import atomic_write_json, environment_info, read_json
@@ -37,8 +38,7 @@ _KEEP = ("val_mdpe", "val_mdpe_authors", "constant_mdpe", "constant_mdpe_authors
 def _index_update(path: Path) -> Iterator[dict[str, Any]]:
     """Read-modify-write of the package index under a lock (one ship job per activation may
     run at once)."""
-    with open("/tmp/archopt-latent-ship.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with benchlib.claim(Path(tempfile.gettempdir()) / "archopt-latent-ship", wait=True):
         index: dict[str, Any] = read_json(path) if path.exists() else {}
         yield index
         atomic_write_json(path, index)

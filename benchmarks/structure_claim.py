@@ -33,7 +33,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import benchlib
 from archopt.data import load_dataset
 from archopt.runs import atomic_write_json
 from archopt.spaces.mlp import MLPSpec
@@ -219,7 +219,7 @@ def collect(args: argparse.Namespace) -> None:
                   if args.extra_penalties else []},
         "complete": done >= {r["name"] for r in planned},
         "missing_runs": sorted({r["name"] for r in planned} - done),
-        "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "machine": benchlib.cpu_name(), "torch": torch.__version__,
         "groups": groups, "comparison": verdict,
         "runs": [{k: v for k, v in r.items() if k != "trajectory"} for r in rows],
         "trajectories": {r["name"]: r["trajectory"] for r in rows},

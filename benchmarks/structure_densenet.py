@@ -38,7 +38,6 @@ for the method run whose usage it matches). ``--collect`` writes
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import platform
 import statistics
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import benchlib
 from archopt.data import load_dataset
 from archopt.data.dataset import normalize
 from archopt.errors import InvalidSpec
@@ -216,10 +216,8 @@ def worker(args: argparse.Namespace) -> None:
                     atomic_write_json(args.runs / f"{r['name']}.json",
                                       {**r, "skipped": "the method run has no network"})
                     continue
-            with open(args.runs / f"{r['name']}.lock", "w") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+            with benchlib.claim(args.runs / f"{r['name']}.lock") as mine:
+                if not mine:
                     continue
                 if (args.runs / f"{r['name']}.json").exists():
                     continue
@@ -289,8 +287,7 @@ def collect(args: argparse.Namespace) -> None:
                   "claim": "the method beats random selection from 15 % to 40 % weight usage; "
                            "no significant difference above 60 %; within 1 point of the full "
                            "net at 40 % usage", "usage_range": [0.158, 1.0]},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "threads": 1},
+        "machine": benchlib.machine(threads=1),
         "full_network_test_error_median": full_err,
         "bands": [band(0.0, 0.4), band(0.4, 0.6), band(0.6, 1.01)],
         "pairs": pairs, "runs": sorted(rows.values(), key=lambda r: r["name"])}

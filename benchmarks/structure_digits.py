@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+import benchlib
 from archopt.runs import atomic_write_json
 from archopt.structure.loop import StructureConfig
 from archopt.structure.run import default_train_config, run_structure
@@ -53,7 +53,7 @@ def main() -> None:
                 print(row, flush=True)
     atomic_write_json(args.out, {
         "benchmark": "structure_digits", "penalty": args.penalty, "runs": rows,
-        "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "machine": benchlib.cpu_name(), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "loadavg": os.getloadavg()[0],
         "wall_seconds": time.perf_counter() - t0})
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 
 import torch
 
+import benchlib
 from archopt.runs import ResultDir, atomic_write_json
 from archopt.structure.loop import StructureConfig
 from archopt.structure.run import default_train_config, run_structure
@@ -66,7 +66,7 @@ def main() -> None:
         "seconds_per_epoch_median": sec,
         "projected_hours_for_all_epochs": sec * args.epochs / 3600,
         "device": args.device, "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "machine": benchlib.cpu_name(), "torch": torch.__version__,
         "trajectory": traj, "summary": {k: v for k, v in summary.items() if k != "arch"}})
     print(f"{rows[-1]['epoch']} epochs, {sec:.1f} s/epoch, projected "
           f"{sec * args.epochs / 3600:.1f} h")

@@ -9,11 +9,11 @@ eta / (4 eps). Writes benchmarks/results/structure_randomwalk.json.
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 
+import benchlib
 from archopt.runs import atomic_write_json
 from archopt.structure import SNG, Bernoulli
 from archopt.structure.sng import steps_to_decide
@@ -40,7 +40,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     atomic_write_json("benchmarks/results/structure_randomwalk.json", {
         "benchmark": "structure_randomwalk", "seed": 0, "rows": rows,
-        "machine": platform.processor() or platform.machine(),
+        "machine": benchlib.cpu_name(),
         "wall_seconds": time.perf_counter() - t0})
 
 

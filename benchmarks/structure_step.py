@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import statistics
 import time
 
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+import benchlib
 from archopt.data import load_dataset
 from archopt.runs import atomic_write_json
 from archopt.spaces.mlp import MLPSpec
@@ -146,7 +146,7 @@ def main() -> None:
         "flops_per_iteration": flops(), "flop_counter_check": flop_check(),
         "steps": args.steps, "repeats": args.repeats, "results": results,
         "targets": {"ratio_sng_to_fixed": 1.15, "fraction_of_bare_gflops": 0.5},
-        "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "machine": benchlib.cpu_name(), "cpu_count": os.cpu_count(),
         "torch": torch.__version__, "wall_seconds": time.perf_counter() - t_start})
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+import benchlib
 from archopt.data import BatchLoader, augmentation
 from archopt.runs import atomic_write_json, environment_info
 from archopt.spaces import load_spec
@@ -45,17 +45,6 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train_throughput.js
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _cpu_model_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _clock(fn, steps: int, device: torch.device) -> tuple[float, float]:
@@ -121,7 +110,7 @@ def bench(device: torch.device, *, spec_name: str, batch_size: int, resolution: 
     return {
         "device": str(device),
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else _cpu_model_name()),
+                        else benchlib.cpu_name()),
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
         "channels_last": channels_last,
         "amp_dtype": str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
@@ -193,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "macs_per_image": load_spec(a.spec).with_io(in_channels=3, resolution=a.resolution,
                                                     num_classes=10).macs(a.resolution),
         "repeats": a.repeats,
-        "machine": {"cpu": _cpu_model_name(),
+        "machine": {"cpu": benchlib.cpu_name(),
                     "load_average_1_5_15_at_start": load_at_start,
                     "load_average_1_5_15_at_end": list(os.getloadavg()),
                     **environment_info()},

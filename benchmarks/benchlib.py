@@ -1,0 +1,81 @@
+"""What the benchmark scripts share: the machine record, writing a results file, and holding a
+job's claim (one worker per run, at most N jobs at once) through :mod:`archopt.runs.locking`.
+
+A script runs as ``python benchmarks/NAME.py``, so this folder is on ``sys.path``:
+``import benchlib``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from archopt.errors import FolderInUse
+from archopt.runs import atomic_write_json, environment_info
+from archopt.runs.locking import lock_folder
+
+__all__ = ["claim", "cpu_name", "job_slot", "machine", "write_results"]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """The machine record of a results file: versions and platform
+    (:func:`archopt.runs.environment_info`), the CPU, the core count, plus ``extra``."""
+    return {**environment_info(), "processor": cpu_name(), "cpu_count": os.cpu_count(), **extra}
+
+
+def write_results(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write a results file atomically (its folder is created)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(p, obj)
+
+
+@contextlib.contextmanager
+def claim(folder: str | os.PathLike[str], *, wait: bool = False) -> Iterator[bool]:
+    """Hold ``folder``'s lock (:func:`archopt.runs.locking.lock_folder`) for the ``with`` block.
+
+    Yields True when this process holds it; False when another process does (with
+    ``wait=True`` it waits for it instead). The operating system drops the lock of a process that
+    dies, so a killed worker never blocks the others.
+    """
+    stack = contextlib.ExitStack()
+    while True:
+        try:
+            stack.enter_context(lock_folder(folder))
+            break
+        except FolderInUse:
+            if not wait:
+                yield False
+                return
+            time.sleep(1.0)
+    with stack:
+        yield True
+
+
+@contextlib.contextmanager
+def job_slot(folder: str | os.PathLike[str], jobs: int) -> Iterator[int | None]:
+    """One of ``jobs`` slots under ``folder`` (``slot0`` ...): yields its number, or None when
+    ``jobs`` other processes hold them all -- at most ``jobs`` jobs at once."""
+    for i in range(jobs):
+        with claim(Path(folder) / f"slot{i}") as mine:
+            if mine:
+                yield i
+                return
+    yield None
