@@ -37,7 +37,7 @@ from torch import nn
 
 from archopt.errors import InvalidSpec
 from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
-from archopt.spaces.layers import Head, StemConv, conv_cost, init_weights, linear_cost
+from archopt.spaces.layers import Head, StemConv, conv_cost, init_weights, linear_cost, stem_cost
 
 __all__ = ["DenseNetSpec", "DenseStage", "LiveStage"]
 
@@ -160,11 +160,8 @@ class DenseNetSpec(ConvSpec):
         """Every conv / linear layer (pre-activation BNs attached to the conv they feed)."""
         r = self._res(resolution)
         st0 = self.stem
-        rows = [conv_cost("stem.conv", self.in_channels, st0.out, st0.k, st0.stride, r, stage=1,
-                          main=True, bn=st0.out if st0.pool else 0)]
-        r = rows[-1].out_res
-        if st0.pool:
-            r = conv_out(r, 3, 2, 1)
+        row, r = stem_cost(self.in_channels, st0, r, stage=1, bn=st0.out if st0.pool else 0)
+        rows = [row]
         lives = self.live_connections()
         c = st0.out
         for i, (st, live) in enumerate(zip(self.stages, lives, strict=True)):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from archopt.spaces.base import LayerCost, conv_out
+from archopt.spaces.base import LayerCost, Stem, conv_out
 
 __all__ = ["ConvBN", "Head", "SqueezeExcite", "StemConv", "conv_cost", "init_weights",
            "linear_cost", "stage_numbers"]
@@ -49,6 +49,16 @@ def conv_cost(name: str, c_in: int, c_out: int, k: int, stride: int, in_res: int
                      params=weights + (c_out if bias else 0) + 2 * bn,
                      stage=stage, main=main)
 
+
+
+def stem_cost(in_channels: int, stem: Stem, in_res: int, *, stage: int, bn: int
+              ) -> tuple[LayerCost, int]:
+    """Cost row of a CNN space's stem convolution, and the side after the stem (its 3x3
+    stride-2 max-pool included when ``stem.pool``)."""
+    row = conv_cost("stem.conv", in_channels, stem.out, stem.k, stem.stride, in_res,
+                    stage=stage, main=True, bn=bn)
+    r = row.out_res
+    return row, (conv_out(r, 3, 2, 1) if stem.pool else r)
 
 def linear_cost(name: str, f_in: int, f_out: int, *, stage: int, main: bool, bias: bool = True,
                 bn: int = 0) -> LayerCost:

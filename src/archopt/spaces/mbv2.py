@@ -27,7 +27,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
+from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model
 from archopt.spaces.layers import (
     ConvBN,
     Head,
@@ -37,6 +37,7 @@ from archopt.spaces.layers import (
     init_weights,
     linear_cost,
     stage_numbers,
+    stem_cost,
 )
 
 __all__ = ["MBV2Block", "MBV2Spec", "se_channels"]
@@ -73,11 +74,8 @@ class MBV2Spec(ConvSpec):
         r = self._res(resolution)
         stages = stage_numbers([self.stem.stride] + [b.stride for b in self.blocks])
         st = self.stem
-        rows = [conv_cost("stem.conv", self.in_channels, st.out, st.k, st.stride, r,
-                          stage=stages[0], main=True, bn=st.out)]
-        r = rows[-1].out_res
-        if st.pool:
-            r = conv_out(r, 3, 2, 1)
+        row, r = stem_cost(self.in_channels, st, r, stage=stages[0], bn=st.out)
+        rows = [row]
         c = st.out
         for b, blk in enumerate(self.blocks):
             stage = stages[b + 1]

@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
+from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model
 from archopt.spaces.layers import (
     ConvBN,
     Head,
@@ -33,6 +33,7 @@ from archopt.spaces.layers import (
     init_weights,
     linear_cost,
     stage_numbers,
+    stem_cost,
 )
 
 __all__ = ["ResNetSpec", "SuperBlock"]
@@ -74,11 +75,8 @@ class ResNetSpec(ConvSpec):
         stages = self._units()
         rows: list[LayerCost] = []
         st = self.stem
-        rows.append(conv_cost("stem.conv", self.in_channels, st.out, st.k, st.stride, r,
-                              stage=stages[0], main=True, bn=st.out))
-        r = rows[-1].out_res
-        if st.pool:
-            r = conv_out(r, 3, 2, 1)
+        row, r = stem_cost(self.in_channels, st, r, stage=stages[0], bn=st.out)
+        rows.append(row)
         c = st.out
         for b, blk in enumerate(self.blocks):
             stage = stages[b + 1]
