@@ -30,6 +30,7 @@ from archopt.runtime.settings import format_validation_error
 
 __all__ = [
     "ArchSpec",
+    "BlockGroup",
     "ConvSpec",
     "LayerCost",
     "OddKernel",
@@ -124,6 +125,17 @@ class Stem(_Model):
     k: OddKernel = Field(3, ge=1)
     stride: int = Field(1, ge=1, le=4)
     pool: bool = False
+
+
+class BlockGroup(_Model):
+    """``L`` blocks of one kind in a row (resnet, mbv2): ``out`` channels, inner width ``btn``,
+    kernel ``k``; the first has stride ``stride``."""
+
+    out: int = Field(ge=1)
+    btn: int = Field(ge=1)
+    k: OddKernel = Field(3, ge=1)
+    L: int = Field(1, ge=1)
+    stride: int = Field(1, ge=1, le=2)
 
 
 class ArchSpec(_Model):

@@ -27,7 +27,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model
+from archopt.spaces.base import BlockGroup, ConvSpec, LayerCost
 from archopt.spaces.layers import (
     ConvBN,
     Head,
@@ -48,14 +48,9 @@ def se_channels(btn: int, ratio: float) -> int:
     return max(1, round(btn * ratio) // 8) * 8
 
 
-class MBV2Block(_Model):
+class MBV2Block(BlockGroup):
     """``L`` inverted-bottleneck blocks: ``out`` channels, expansion width ``btn``, kernel ``k``."""
 
-    out: int = Field(ge=1)
-    btn: int = Field(ge=1)
-    k: OddKernel = Field(3, ge=1)
-    L: int = Field(1, ge=1)
-    stride: int = Field(1, ge=1, le=2)
 
 
 class MBV2Spec(ConvSpec):

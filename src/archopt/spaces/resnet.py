@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model
+from archopt.spaces.base import BlockGroup, ConvSpec, LayerCost
 from archopt.spaces.layers import (
     ConvBN,
     Head,
@@ -39,14 +39,9 @@ from archopt.spaces.layers import (
 __all__ = ["ResNetSpec", "SuperBlock"]
 
 
-class SuperBlock(_Model):
+class SuperBlock(BlockGroup):
     """``L`` inner blocks: ``out`` channels, bottleneck ``btn``, kernel ``k``, first stride."""
 
-    out: int = Field(ge=1)
-    btn: int = Field(ge=1)
-    k: OddKernel = Field(3, ge=1)
-    L: int = Field(1, ge=1)
-    stride: int = Field(1, ge=1, le=2)
     block: Literal["bottleneck", "basic"] = "bottleneck"
 
 
