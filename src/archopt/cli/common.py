@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -45,6 +46,7 @@ __all__ = [
     "print_json",
     "print_table",
     "use_threads",
+    "with_options",
 ]
 
 console = Console()
@@ -83,6 +85,47 @@ def alias(value: Any, old: Any, name: str, old_name: str) -> Any:
     if value is not None and value != old:
         raise typer.BadParameter(f"{name} and {old_name} (its old name) disagree; give one")
     return old
+
+
+def with_options(**blocks: Callable[..., Any]) -> Callable[[F], F]:
+    """Option blocks shared by several verbs, declared once.
+
+    Each keyword names a parameter of the command; its value is a *block*: a function whose own
+    parameters are typer options (``name: SomeOpt = default``). In the command's signature, as
+    typer reads it, the block's options stand in place of that parameter; when the command
+    runs, the block is called with their values and the command receives what it returns
+    (a record of the raw values: parsing and errors stay in the command).
+    """
+
+    def decorate(fn: F) -> F:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        params: list[inspect.Parameter] = []
+        owned: dict[str, list[str]] = {}
+        for p in inspect.signature(fn).parameters.values():
+            block = blocks.get(p.name)
+            if block is None:
+                params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+                continue
+            block_hints = typing.get_type_hints(block, include_extras=True)
+            block_params = list(inspect.signature(block).parameters.values())
+            owned[p.name] = [b.name for b in block_params]
+            params += [b.replace(kind=p.kind, annotation=block_hints[b.name])
+                       for b in block_params]
+        if set(owned) != set(blocks):
+            raise TypeError(f"{fn.__name__} has no parameter {sorted(set(blocks) - set(owned))}")
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for name, names in owned.items():
+                kwargs[name] = blocks[name](**{n: kwargs.pop(n) for n in names})
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer reads the signature above, not fn's
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

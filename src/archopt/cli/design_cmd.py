@@ -7,6 +7,7 @@ Thin: parses options, calls :func:`archopt.design.design`, writes the result fol
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -19,16 +20,10 @@ from archopt.cli.common import (
     print_json,
     print_kv,
     print_table,
-)
-from archopt.cli.sweep_common import (
-    AddressOpt,
-    InProcessOpt,
-    SeedsOpt,
-    WorkersOpt,
-    backend_of,
-    finish_sweep,
+    with_options,
 )
 from archopt.cli.sweep_common import echo as sweep_echo
+from archopt.cli.sweep_common import finish_sweep, sweep_options
 from archopt.errors import InvalidSpec
 
 __all__ = ["parse_int_list", "register"]
@@ -113,23 +108,50 @@ _MACS_HELP = ("MACs budget per image, e.g. 1.82e9 or 1.82G: convolutions and lin
               "both, and `archopt score` shows them for any spec.")
 
 
-def _grid_and_options(space: str, stages: int, grid_growth: str, grid_layers: str,
-                      grid_kernels: str, grid_stem: str | None, candidates: int,
-                      population: int, mutations: int, batch: int, seed: int, top_k: int,
-                      time_limit: float | None, node_limit: int | None, max_designs: int
-                      ) -> tuple[Any, Any]:
+def design_options(
+    budget_layers: BudgetLayersOpt = None,
+    rho: RhoOpt = None,
+    resolution: ResolutionOpt = None,
+    in_channels: InChannelsOpt = 3,
+    num_classes: NumClassesOpt = None,
+    solver: SolverOpt = None,
+    candidates: CandidatesOpt = 500_000,
+    beta: BetaOpt = None,
+    init: InitOpt = None,
+    population: PopulationOpt = 256,
+    mutations: MutationsOpt = 2,
+    batch: BatchOpt = 256,
+    top_k: TopKOpt = 10,
+    stages: StagesOpt = 3,
+    grid_growth: GridGrowthOpt = "8:48:4",
+    grid_layers: GridLayersOpt = "4:40",
+    grid_kernels: GridKernelsOpt = "3,5",
+    grid_stem: GridStemOpt = None,
+    time_limit: TimeLimitOpt = None,
+    node_limit: NodeLimitOpt = None,
+    max_designs: MaxDesignsOpt = 10_000_000,
+    no_plots: NoPlotsOpt = False,
+    seed: SeedOpt = 0,
+) -> SimpleNamespace:
+    """The options ``design`` and ``design sweep`` share, as one record (an option block:
+    :func:`~archopt.cli.common.with_options`)."""
+    return SimpleNamespace(**locals())
+
+
+def _grid_and_options(space: str, d: SimpleNamespace) -> tuple[Any, Any]:
     """The densenet grid (None for the other spaces) and the solver settings."""
     from archopt.design import DenseGrid, DesignOptions
 
     grid = None
     if space == "densenet":
-        grid = DenseGrid(growth=parse_int_list(grid_growth, "--grid-growth"),
-                         layers=parse_int_list(grid_layers, "--grid-layers"),
-                         kernels=parse_int_list(grid_kernels, "--grid-kernels"),
-                         stem=parse_int_list(grid_stem, "--grid-stem"), stages=stages)
-    options = DesignOptions(candidates=candidates, population=population, mutations=mutations,
-                            batch=batch, seed=seed, top_k=top_k, time_limit=time_limit,
-                            node_limit=node_limit, max_designs=max_designs)
+        grid = DenseGrid(growth=parse_int_list(d.grid_growth, "--grid-growth"),
+                         layers=parse_int_list(d.grid_layers, "--grid-layers"),
+                         kernels=parse_int_list(d.grid_kernels, "--grid-kernels"),
+                         stem=parse_int_list(d.grid_stem, "--grid-stem"), stages=d.stages)
+    options = DesignOptions(candidates=d.candidates, population=d.population,
+                            mutations=d.mutations, batch=d.batch, seed=d.seed, top_k=d.top_k,
+                            time_limit=d.time_limit, node_limit=d.node_limit,
+                            max_designs=d.max_designs)
     return grid, options
 
 
@@ -139,35 +161,14 @@ def register(app: typer.Typer) -> None:
 
     @dapp.callback(invoke_without_command=True)
     @handle_errors
+    @with_options(d=design_options)
     def design_cmd(
         ctx: typer.Context,
         space: SpaceOpt = "resnet",
         budget_macs: Annotated[str | None, typer.Option("--budget-macs", help=_MACS_HELP)
                                ] = None,
         budget_params: BudgetParamsOpt = None,
-        budget_layers: BudgetLayersOpt = None,
-        rho: RhoOpt = None,
-        resolution: ResolutionOpt = None,
-        in_channels: InChannelsOpt = 3,
-        num_classes: NumClassesOpt = None,
-        solver: SolverOpt = None,
-        candidates: CandidatesOpt = 500_000,
-        beta: BetaOpt = None,
-        init: InitOpt = None,
-        population: PopulationOpt = 256,
-        mutations: MutationsOpt = 2,
-        batch: BatchOpt = 256,
-        top_k: TopKOpt = 10,
-        stages: StagesOpt = 3,
-        grid_growth: GridGrowthOpt = "8:48:4",
-        grid_layers: GridLayersOpt = "4:40",
-        grid_kernels: GridKernelsOpt = "3,5",
-        grid_stem: GridStemOpt = None,
-        time_limit: TimeLimitOpt = None,
-        node_limit: NodeLimitOpt = None,
-        max_designs: MaxDesignsOpt = 10_000_000,
-        no_plots: NoPlotsOpt = False,
-        seed: SeedOpt = 0,
+        d: Any = None,
         out: Annotated[Path | None, typer.Option(
             "--out", help="Result folder (default: runs/design-SPACE).")] = None,
         json_: JsonOpt = False,
@@ -184,20 +185,18 @@ def register(app: typer.Typer) -> None:
 
         budgets = Budgets(macs=parse_amount(budget_macs, "--budget-macs"),
                           params=parse_amount(budget_params, "--budget-params"),
-                          layers=budget_layers, rho=rho)
-        grid, options = _grid_and_options(space, stages, grid_growth, grid_layers,
-                                          grid_kernels, grid_stem, candidates, population,
-                                          mutations, batch, seed, top_k, time_limit,
-                                          node_limit, max_designs)
-        uses_evolution = (solver or ("bnb" if space == "densenet" else "evolution")) \
+                          layers=d.budget_layers, rho=d.rho)
+        grid, options = _grid_and_options(space, d)
+        uses_evolution = (d.solver or ("bnb" if space == "densenet" else "evolution")) \
             == "evolution"
         folder = out or Path("runs") / f"design-{space}"
-        with progress(candidates if uses_evolution else None, f"design {space}",
+        with progress(d.candidates if uses_evolution else None, f"design {space}",
                       enabled=not json_) as bar:
-            result = design_to_folder(folder, space, budgets, solver=solver,
-                                      resolution=resolution, in_channels=in_channels,
-                                      num_classes=num_classes, init=init, beta=beta, grid=grid,
-                                      options=options, plots=not no_plots, progress=bar)
+            result = design_to_folder(folder, space, budgets, solver=d.solver,
+                                      resolution=d.resolution, in_channels=d.in_channels,
+                                      num_classes=d.num_classes, init=d.init, beta=d.beta,
+                                      grid=grid, options=options, plots=not d.no_plots,
+                                      progress=bar)
         if json_:
             print_json(result.to_dict())
             return
@@ -208,7 +207,7 @@ def register(app: typer.Typer) -> None:
             from archopt.spaces.flops import toolbox_flops
 
             rows.append(("FLOPs (TinyNAS convention, headless)",
-                         toolbox_flops(result.spec, resolution).total))
+                         toolbox_flops(result.spec, d.resolution).total))
         rows += [("params", m["params"]), ("layers", m["layers"])]
         if "power_law" in m:
             pl = m["power_law"]
@@ -236,6 +235,7 @@ def register(app: typer.Typer) -> None:
 
     @dapp.command("sweep")
     @handle_errors
+    @with_options(sw=sweep_options, d=design_options)
     def design_sweep_cmd(
         out: Annotated[Path, typer.Option("--out", help="Sweep folder (one design folder per "
                                                         "budget).")],
@@ -245,35 +245,10 @@ def register(app: typer.Typer) -> None:
         budget_params: Annotated[str | None, typer.Option(
             "--budget-params", help="Comma-separated parameter budgets (with --budget-macs: "
                                     "every combination).")] = None,
-        seeds: SeedsOpt = None,
-        workers: WorkersOpt = None,
-        address: AddressOpt = None,
-        in_process: InProcessOpt = False,
+        sw: Any = None,
         threads: ThreadsOpt = None,
         space: SpaceOpt = "resnet",
-        budget_layers: BudgetLayersOpt = None,
-        rho: RhoOpt = None,
-        resolution: ResolutionOpt = None,
-        in_channels: InChannelsOpt = 3,
-        num_classes: NumClassesOpt = None,
-        solver: SolverOpt = None,
-        candidates: CandidatesOpt = 500_000,
-        beta: BetaOpt = None,
-        init: InitOpt = None,
-        population: PopulationOpt = 256,
-        mutations: MutationsOpt = 2,
-        batch: BatchOpt = 256,
-        top_k: TopKOpt = 10,
-        stages: StagesOpt = 3,
-        grid_growth: GridGrowthOpt = "8:48:4",
-        grid_layers: GridLayersOpt = "4:40",
-        grid_kernels: GridKernelsOpt = "3,5",
-        grid_stem: GridStemOpt = None,
-        time_limit: TimeLimitOpt = None,
-        node_limit: NodeLimitOpt = None,
-        max_designs: MaxDesignsOpt = 10_000_000,
-        no_plots: NoPlotsOpt = False,
-        seed: SeedOpt = 0,
+        d: Any = None,
         json_: JsonOpt = False,
     ) -> None:
         """One design per budget of --budget-macs (x --budget-params x --seeds), as Ray
@@ -294,18 +269,14 @@ def register(app: typer.Typer) -> None:
             budget_macs, "--budget-macs", lambda t: parse_amount(t, "--budget-macs"))
         params = [None] if budget_params is None else parse_list(
             budget_params, "--budget-params", lambda t: parse_amount(t, "--budget-params"))
-        grid, options = _grid_and_options(space, stages, grid_growth, grid_layers,
-                                          grid_kernels, grid_stem, candidates, population,
-                                          mutations, batch, seed, top_k, time_limit,
-                                          node_limit, max_designs)
-        t = run_design_sweep(out, space, macs=macs, params=params, layers=budget_layers,
-                             rho=rho, seeds=parse_seeds(seeds), solver=solver,
-                             resolution=resolution, in_channels=in_channels,
-                             num_classes=num_classes, init=init, beta=beta, grid=grid,
-                             options=options, plots=not no_plots,
-                             backend=backend_of(in_process, address), workers=workers,
-                             address=address, threads=threads, progress=not json_,
-                             echo=sweep_echo)
+        grid, options = _grid_and_options(space, d)
+        t = run_design_sweep(out, space, macs=macs, params=params, layers=d.budget_layers,
+                             rho=d.rho, seeds=parse_seeds(sw.seeds), solver=d.solver,
+                             resolution=d.resolution, in_channels=d.in_channels,
+                             num_classes=d.num_classes, init=d.init, beta=d.beta, grid=grid,
+                             options=options, plots=not d.no_plots, backend=sw.backend,
+                             workers=sw.workers, address=sw.address, threads=threads,
+                             progress=not json_, echo=sweep_echo)
         if json_:
             print_json({**t, "out": str(out)})
             finish_sweep(t["rows"], [t["runner"]], "", quiet=True)
@@ -318,7 +289,7 @@ def register(app: typer.Typer) -> None:
             cols.append(("MACs budget", lambda r: amount_label(r["budget_macs"])))
         if budget_params is not None:
             cols.append(("params budget", lambda r: amount_label(r["budget_params"])))
-        if seeds is not None:
+        if sw.seeds is not None:
             cols.append(("seed", lambda r: r.get("seed")))
         cols += [(name, lambda r, k=key: r.get(k)) for name, key in (
             ("objective", "objective"), ("MACs", "macs"), ("params", "params"),

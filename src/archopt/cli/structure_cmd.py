@@ -32,16 +32,10 @@ from archopt.cli.common import (
     print_kv,
     print_table,
     use_threads,
-)
-from archopt.cli.sweep_common import (
-    AddressOpt,
-    InProcessOpt,
-    SeedsOpt,
-    WorkersOpt,
-    backend_of,
-    finish_sweep,
+    with_options,
 )
 from archopt.cli.sweep_common import echo as sweep_echo
+from archopt.cli.sweep_common import finish_sweep, sweep_options
 
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", help="mlp-units (unit selection) | densenet-connections (connection selection) "
@@ -262,6 +256,7 @@ def register(app: typer.Typer) -> None:
 
     @sapp.command("sweep")
     @handle_errors
+    @with_options(sw=sweep_options)
     def sweep(
         out: Annotated[Path, typer.Option("--out", help="Sweep folder (one sub-folder per "
                                                         "run).")],
@@ -286,10 +281,7 @@ def register(app: typer.Typer) -> None:
         augment: AugOpt = None,
         no_baselines: Annotated[bool, typer.Option(
             "--no-baselines", help="Skip the fixed-structure baselines.")] = False,
-        seeds: SeedsOpt = None,
-        workers: WorkersOpt = None,
-        address: AddressOpt = None,
-        in_process: InProcessOpt = False,
+        sw: Any = None,
         data_dir: DataDirOpt = None,
         no_latency: NoLatencyOpt = False,
         seed: SeedOpt = 0,
@@ -310,14 +302,14 @@ def register(app: typer.Typer) -> None:
         train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
                                            test_subset_alias)
         values = parse_list(penalties, "--penalties", parse_penalty)
-        seed_list = parse_seeds(seeds)
-        backend = backend_of(in_process, address)
+        seed_list = parse_seeds(sw.seeds)
+        backend = sw.backend
         sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
                           max_steps_per_epoch, train_subset, test_subset, augment, seed, device,
                           finetune_epochs=0)  # the paper's trade-off curve: M* itself
         t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
                       data_dir=data_dir, baselines=not no_baselines, latency=not no_latency,
-                      seeds=seed_list, backend=backend, workers=workers, address=address,
+                      seeds=seed_list, backend=backend, workers=sw.workers, address=sw.address,
                       threads=threads, progress=not json_, echo=sweep_echo)
         runners = [t["runner"]["method"], *([t["runner"]["baselines"]]
                                             if "baselines" in t["runner"] else [])]

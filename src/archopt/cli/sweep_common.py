@@ -4,6 +4,7 @@ reported."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -11,8 +12,8 @@ from rich.markup import escape
 
 from archopt.cli.common import console, err_console
 
-__all__ = ["AddressOpt", "InProcessOpt", "SeedsOpt", "WorkersOpt", "backend_of", "echo",
-           "finish_sweep"]
+__all__ = ["AddressOpt", "InProcessOpt", "SeedsOpt", "SweepArgs", "WorkersOpt", "backend_of",
+           "echo", "finish_sweep", "sweep_options"]
 
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=1, help="Trials at once on a local Ray started for the sweep [default: the "
@@ -25,6 +26,27 @@ InProcessOpt = Annotated[bool, typer.Option(
                          "is installed.")]
 SeedsOpt = Annotated[str | None, typer.Option(
     "--seeds", help="Comma-separated seeds: one trial per seed (sub-folders *_seed<k>).")]
+
+
+@dataclass(frozen=True)
+class SweepArgs:
+    """How a sweep verb's trials run: its ``--seeds``, ``--workers``, ``--address``,
+    ``--in-process`` (the block :func:`sweep_options`)."""
+
+    seeds: str | None
+    workers: int | None
+    address: str | None
+    in_process: bool
+
+    @property
+    def backend(self) -> str:
+        return backend_of(self.in_process, self.address)
+
+
+def sweep_options(seeds: SeedsOpt = None, workers: WorkersOpt = None,
+                  address: AddressOpt = None, in_process: InProcessOpt = False) -> SweepArgs:
+    """The sweep verbs' option block (:func:`archopt.cli.common.with_options`)."""
+    return SweepArgs(seeds, workers, address, in_process)
 
 
 def backend_of(in_process: bool, address: str | None) -> str:
