@@ -9,6 +9,7 @@ Thin: options -> :class:`~archopt.structure.loop.StructureConfig` + a
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -78,9 +79,7 @@ def _sizes(train: int | None, test: int | None, train_old: int | None,
             alias(test, test_old, "--test-size", "--test-subset"))
 
 
-def _structure_config(optimizer: str, penalty: float, lam: int, theta_lr: float | None,
-                      max_steps: int | None, train_subset: int | None,
-                      test_subset: int | None, **after: Any) -> Any:
+def _structure_config(optimizer: str, penalty: float, lo: SimpleNamespace, **after: Any) -> Any:
     from archopt.errors import UnknownName
     from archopt.structure.loop import StructureConfig
 
@@ -88,21 +87,40 @@ def _structure_config(optimizer: str, penalty: float, lam: int, theta_lr: float 
         raise UnknownName(f"unknown structure optimiser {optimizer!r} (one of: sng, asng)")
     if after.get("rescale", "none") not in ("none", "theta"):
         raise UnknownName(f"unknown --rescale {after['rescale']!r} (one of: none, theta)")
-    return StructureConfig(optimizer=optimizer, penalty=penalty, lam=lam, theta_lr=theta_lr,
-                           max_steps_per_epoch=max_steps, train_subset=train_subset,
-                           test_subset=test_subset, **after)
+    return StructureConfig(optimizer=optimizer, penalty=penalty, lam=lo.lam,
+                           theta_lr=lo.theta_lr, max_steps_per_epoch=lo.max_steps_per_epoch,
+                           train_subset=lo.train_subset, test_subset=lo.test_subset, **after)
 
 
-def _configs(task: str, optimizer: str, penalty: float, epochs: int, batch_size: int,
-             lr: float | None, theta_lr: float | None, lam: int, max_steps: int | None,
-             train_subset: int | None, test_subset: int | None, augment: str | None,
+def loop_options(
+    batch_size: BatchOpt = 32,
+    lr: LrOpt = None,
+    theta_lr: ThetaLrOpt = None,
+    lam: LamOpt = 2,
+    max_steps_per_epoch: StepsOpt = None,
+    train_subset: TrainSizeOpt = None,
+    test_subset: TestSizeOpt = None,
+    train_subset_alias: TrainSubsetAlias = None,
+    test_subset_alias: TestSubsetAlias = None,
+    augment: AugOpt = None,
+) -> SimpleNamespace:
+    """The training-loop options ``structure`` and ``structure sweep`` share, as one record (an
+    option block: :func:`~archopt.cli.common.with_options`); the subsets under their new or
+    old names resolved."""
+    train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
+                                       test_subset_alias)
+    return SimpleNamespace(batch_size=batch_size, lr=lr, theta_lr=theta_lr, lam=lam,
+                           max_steps_per_epoch=max_steps_per_epoch, train_subset=train_subset,
+                           test_subset=test_subset, augment=augment)
+
+
+def _configs(task: str, optimizer: str, penalty: float, epochs: int, lo: SimpleNamespace,
              seed: int, device: str, **after: Any) -> tuple[Any, Any]:
     from archopt.structure.run import default_train_config
 
-    sc = _structure_config(optimizer, penalty, lam, theta_lr, max_steps, train_subset,
-                           test_subset, **after)
-    tc = default_train_config(task, epochs=epochs, batch_size=batch_size, lr=lr,
-                              augment=augment, seed=seed, device=device)
+    sc = _structure_config(optimizer, penalty, lo, **after)
+    tc = default_train_config(task, epochs=epochs, batch_size=lo.batch_size, lr=lo.lr,
+                              augment=lo.augment, seed=seed, device=device)
     return sc, tc
 
 
@@ -167,6 +185,7 @@ def register(app: typer.Typer) -> None:
 
     @sapp.callback(invoke_without_command=True)
     @handle_errors
+    @with_options(lo=loop_options)
     def structure(
         ctx: typer.Context,
         task: TaskOpt = None,
@@ -181,16 +200,7 @@ def register(app: typer.Typer) -> None:
         init: Annotated[Path | None, typer.Option(
             "--from", help="resnet-channels: the trained ResNet (checkpoint.pt or its result "
                            "folder), e.g. an archopt run's designed/ folder.")] = None,
-        batch_size: BatchOpt = 32,
-        lr: LrOpt = None,
-        theta_lr: ThetaLrOpt = None,
-        lam: LamOpt = 2,
-        max_steps_per_epoch: StepsOpt = None,
-        train_subset: TrainSizeOpt = None,
-        test_subset: TestSizeOpt = None,
-        train_subset_alias: TrainSubsetAlias = None,
-        test_subset_alias: TestSubsetAlias = None,
-        augment: AugOpt = None,
+        lo: Any = None,
         data_dir: DataDirOpt = None,
         resume: ResumeOpt = False,
         no_latency: NoLatencyOpt = False,
@@ -216,8 +226,6 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
-        train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
-                                           test_subset_alias)
         use_threads(threads)
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
@@ -237,16 +245,14 @@ def register(app: typer.Typer) -> None:
                 if init is None:
                     raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
                                "e.g. runs/run-digits/designed)")
-                sc = _structure_config(optimizer, parse_penalty(penalty), lam, theta_lr,
-                                       max_steps_per_epoch, train_subset, test_subset, **after)
-                tc = _finetune_config(epochs, batch_size, lr, augment, seed, device)
+                sc = _structure_config(optimizer, parse_penalty(penalty), lo, **after)
+                tc = _finetune_config(epochs, lo.batch_size, lo.lr, lo.augment, seed, device)
                 s = run_resnet_structure(init / "checkpoint.pt" if init.is_dir() else init, data,
                                          out=out, train=tc, structure=sc, data_dir=data_dir,
                                          resume=resume, latency=not no_latency)
             else:
-                sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, batch_size, lr,
-                                  theta_lr, lam, max_steps_per_epoch, train_subset, test_subset,
-                                  augment, seed, device, **after)
+                sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, lo, seed,
+                                  device, **after)
                 s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
                                   data_dir=data_dir, resume=resume, latency=not no_latency)
         if json_:
@@ -256,7 +262,7 @@ def register(app: typer.Typer) -> None:
 
     @sapp.command("sweep")
     @handle_errors
-    @with_options(sw=sweep_options)
+    @with_options(lo=loop_options, sw=sweep_options)
     def sweep(
         out: Annotated[Path, typer.Option("--out", help="Sweep folder (one sub-folder per "
                                                         "run).")],
@@ -269,16 +275,7 @@ def register(app: typer.Typer) -> None:
         optimizer: OptimizerOpt = "sng",
         epochs: EpochsOpt = 10,
         space: SpaceOpt = None,
-        batch_size: BatchOpt = 32,
-        lr: LrOpt = None,
-        theta_lr: ThetaLrOpt = None,
-        lam: LamOpt = 2,
-        max_steps_per_epoch: StepsOpt = None,
-        train_subset: TrainSizeOpt = None,
-        test_subset: TestSizeOpt = None,
-        train_subset_alias: TrainSubsetAlias = None,
-        test_subset_alias: TestSubsetAlias = None,
-        augment: AugOpt = None,
+        lo: Any = None,
         no_baselines: Annotated[bool, typer.Option(
             "--no-baselines", help="Skip the fixed-structure baselines.")] = False,
         sw: Any = None,
@@ -299,13 +296,10 @@ def register(app: typer.Typer) -> None:
         from archopt.runs.sweeps import parse_list, parse_seeds
         from archopt.structure.sweep import parse_penalty, run_sweep
 
-        train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
-                                           test_subset_alias)
         values = parse_list(penalties, "--penalties", parse_penalty)
         seed_list = parse_seeds(sw.seeds)
         backend = sw.backend
-        sc, tc = _configs(task, optimizer, 0.0, epochs, batch_size, lr, theta_lr, lam,
-                          max_steps_per_epoch, train_subset, test_subset, augment, seed, device,
+        sc, tc = _configs(task, optimizer, 0.0, epochs, lo, seed, device,
                           finetune_epochs=0)  # the paper's trade-off curve: M* itself
         t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
                       data_dir=data_dir, baselines=not no_baselines, latency=not no_latency,
