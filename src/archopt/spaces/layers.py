@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,6 +49,20 @@ def conv_cost(name: str, c_in: int, c_out: int, k: int, stride: int, in_res: int
                      macs=weights * out_res * out_res,
                      params=weights + (c_out if bias else 0) + 2 * bn,
                      stage=stage, main=main)
+
+
+
+def inner_blocks(c: int, groups: Sequence[Any], stages: Sequence[int]
+                 ) -> Iterator[tuple[Any, int, int, int, int, str]]:
+    """Every inner block of a stack of block groups (resnet, mbv2), in order: ``(group, stage,
+    j, stride, c_in, prefix)`` -- its group, stage number (``stages[b + 1]``), index in the group,
+    stride (the group's for the first block, 1 after), input channels (``c`` into the stack)
+    and module prefix ``blocks.{b}.{j}.``."""
+    for b, blk in enumerate(groups):
+        for j in range(blk.L):
+            yield (blk, stages[b + 1], j, blk.stride if j == 0 else 1, c if j == 0 else blk.out,
+                   f"blocks.{b}.{j}.")
+        c = blk.out
 
 
 

@@ -35,6 +35,7 @@ from archopt.spaces.layers import (
     StemConv,
     conv_cost,
     init_weights,
+    inner_blocks,
     linear_cost,
     stage_numbers,
     stem_cost,
@@ -71,28 +72,22 @@ class MBV2Spec(ConvSpec):
         st = self.stem
         row, r = stem_cost(self.in_channels, st, r, stage=stages[0], bn=st.out)
         rows = [row]
-        c = st.out
-        for b, blk in enumerate(self.blocks):
-            stage = stages[b + 1]
-            for j in range(blk.L):
-                stride = blk.stride if j == 0 else 1
-                c_in = c if j == 0 else blk.out
-                p = f"blocks.{b}.{j}."
-                rows.append(conv_cost(p + "expand.conv", c_in, blk.btn, 1, 1, r, stage=stage,
-                                      main=True, bn=blk.btn))
-                rows.append(conv_cost(p + "depthwise.conv", blk.btn, blk.btn, blk.k, stride, r,
-                                      stage=stage, main=True, groups=blk.btn, bn=blk.btn,
-                                      kind="dwconv"))
-                r = rows[-1].out_res
-                if self.se:
-                    h = se_channels(blk.btn, self.se_ratio)
-                    rows.append(conv_cost(p + "se.reduce", blk.btn, h, 1, 1, 1, stage=stage,
-                                          main=False, bias=True, kind="se"))
-                    rows.append(conv_cost(p + "se.expand", h, blk.btn, 1, 1, 1, stage=stage,
-                                          main=False, bias=True, kind="se"))
-                rows.append(conv_cost(p + "project.conv", blk.btn, blk.out, 1, 1, r,
-                                      stage=stage, main=True, bn=blk.out))
-            c = blk.out
+        for blk, stage, _j, stride, c_in, p in inner_blocks(st.out, self.blocks, stages):
+            rows.append(conv_cost(p + "expand.conv", c_in, blk.btn, 1, 1, r, stage=stage,
+                                  main=True, bn=blk.btn))
+            rows.append(conv_cost(p + "depthwise.conv", blk.btn, blk.btn, blk.k, stride, r,
+                                  stage=stage, main=True, groups=blk.btn, bn=blk.btn,
+                                  kind="dwconv"))
+            r = rows[-1].out_res
+            if self.se:
+                h = se_channels(blk.btn, self.se_ratio)
+                rows.append(conv_cost(p + "se.reduce", blk.btn, h, 1, 1, 1, stage=stage,
+                                      main=False, bias=True, kind="se"))
+                rows.append(conv_cost(p + "se.expand", h, blk.btn, 1, 1, 1, stage=stage,
+                                      main=False, bias=True, kind="se"))
+            rows.append(conv_cost(p + "project.conv", blk.btn, blk.out, 1, 1, r,
+                                  stage=stage, main=True, bn=blk.out))
+        c = self.blocks[-1].out
         if self.head_conv:
             rows.append(conv_cost("final.conv", c, self.head_conv, 1, 1, r, stage=stages[-1],
                                   main=True, bn=self.head_conv))

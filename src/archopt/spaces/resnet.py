@@ -31,6 +31,7 @@ from archopt.spaces.layers import (
     StemConv,
     conv_cost,
     init_weights,
+    inner_blocks,
     linear_cost,
     stage_numbers,
     stem_cost,
@@ -72,36 +73,30 @@ class ResNetSpec(ConvSpec):
         st = self.stem
         row, r = stem_cost(self.in_channels, st, r, stage=stages[0], bn=st.out)
         rows.append(row)
-        c = st.out
-        for b, blk in enumerate(self.blocks):
-            stage = stages[b + 1]
-            for j in range(blk.L):
-                stride = blk.stride if j == 0 else 1
-                c_in = c if j == 0 else blk.out
-                p = f"blocks.{b}.{j}."
-                if blk.block == "bottleneck":
-                    rows.append(conv_cost(p + "conv1.conv", c_in, blk.btn, 1, 1, r, stage=stage,
-                                          main=True, bn=blk.btn))
-                    rows.append(conv_cost(p + "conv2.conv", blk.btn, blk.btn, blk.k, stride, r,
-                                          stage=stage, main=True, bn=blk.btn))
-                    r_out = rows[-1].out_res
-                    rows.append(conv_cost(p + "conv3.conv", blk.btn, blk.out, 1, 1, r_out,
-                                          stage=stage, main=True, bn=blk.out))
+        for blk, stage, j, stride, c_in, p in inner_blocks(st.out, self.blocks, stages):
+            if blk.block == "bottleneck":
+                rows.append(conv_cost(p + "conv1.conv", c_in, blk.btn, 1, 1, r, stage=stage,
+                                      main=True, bn=blk.btn))
+                rows.append(conv_cost(p + "conv2.conv", blk.btn, blk.btn, blk.k, stride, r,
+                                      stage=stage, main=True, bn=blk.btn))
+                r_out = rows[-1].out_res
+                rows.append(conv_cost(p + "conv3.conv", blk.btn, blk.out, 1, 1, r_out,
+                                      stage=stage, main=True, bn=blk.out))
+            else:
+                rows.append(conv_cost(p + "conv1.conv", c_in, blk.btn, blk.k, stride, r,
+                                      stage=stage, main=True, bn=blk.btn))
+                r_out = rows[-1].out_res
+                rows.append(conv_cost(p + "conv2.conv", blk.btn, blk.out, blk.k, 1, r_out,
+                                      stage=stage, main=True, bn=blk.out))
+            if self._needs_projection(j, c_in, blk.out, stride):
+                if self.shortcut == "conv":
+                    rows.append(conv_cost(p + "shortcut.proj.conv", c_in, blk.out, 1, stride,
+                                          r, stage=stage, main=False, bn=blk.out, padding=0))
                 else:
-                    rows.append(conv_cost(p + "conv1.conv", c_in, blk.btn, blk.k, stride, r,
-                                          stage=stage, main=True, bn=blk.btn))
-                    r_out = rows[-1].out_res
-                    rows.append(conv_cost(p + "conv2.conv", blk.btn, blk.out, blk.k, 1, r_out,
-                                          stage=stage, main=True, bn=blk.out))
-                if self._needs_projection(j, c_in, blk.out, stride):
-                    if self.shortcut == "conv":
-                        rows.append(conv_cost(p + "shortcut.proj.conv", c_in, blk.out, 1, stride,
-                                              r, stage=stage, main=False, bn=blk.out, padding=0))
-                    else:
-                        rows.append(conv_cost(p + "shortcut.proj.conv", c_in, blk.out, 1, 1,
-                                              r_out, stage=stage, main=False, bn=blk.out))
-                r = r_out
-            c = blk.out
+                    rows.append(conv_cost(p + "shortcut.proj.conv", c_in, blk.out, 1, 1,
+                                          r_out, stage=stage, main=False, bn=blk.out))
+            r = r_out
+        c = self.blocks[-1].out
         if self.num_classes > 0:
             rows.append(linear_cost("head.fc", c, self.num_classes, stage=0, main=False))
         return rows
