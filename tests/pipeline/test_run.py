@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from archopt.errors import ArchoptError
+from archopt.export import onnx_available
 from archopt.pipeline.config import RunConfig
 from archopt.pipeline.run import run_pipeline
 from archopt.spaces import load_spec
@@ -46,6 +47,10 @@ def test_summary_report_and_budgets(tiny_run):
         assert diff == [pytest.approx(100 * (s["designed"]["test_accuracy"]
                                              - row["test_accuracy"]))]
     assert "over 1 seed" in s["comparison"]["verdict"]
+    # onnxruntime's latency (an ONNX export per network) is timed for the design only
+    if onnx_available():
+        assert s["designed"]["latency_ms_onnxruntime"] is not None
+    assert all(row.get("latency_ms_onnxruntime") is None for row in s["baselines"].values())
     for name in ("report.md", "architecture.png", "scores.png", "curves.png", "run.yaml",
                  "designed/checkpoint.pt", "baseline-resnet/checkpoint.pt"):
         assert (out / name).exists(), name

@@ -117,12 +117,15 @@ def _design_stage(cfg: RunConfig, ds: ImageDataset, out: Path, progress: bool) -
 
 
 def _train_stage(spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, out: Path,
-                 resume: bool, progress: bool, seed: int | None = None) -> dict[str, Any]:
+                 resume: bool, progress: bool, seed: int | None = None,
+                 latency: bool | str | None = None) -> dict[str, Any]:
     from archopt.training import TrainConfig, train
 
     if (out / "summary.json").exists():
         return read_json(out / "summary.json")
     train_cfg = {**cfg.train, **({} if seed is None else {"seed": seed})}
+    if latency is not None and cfg.train.get("latency", True):
+        train_cfg["latency"] = latency
     result = train(spec, ds, TrainConfig(**train_cfg), out, resume=resume, progress=progress)
     return result.summary
 
@@ -130,12 +133,15 @@ def _train_stage(spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, out: Path,
 def _train_seeds(name: str, spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, rd: ResultDir,
                  resume: bool, progress: bool) -> list[dict[str, Any]]:
     """The network's trainings, one per seed: ``OUT/<name>/`` for the run's seed, then
-    ``OUT/seeds/<name>-s<seed>/`` for the others."""
-    runs = [_train_stage(spec, ds, cfg, rd.file(name), resume, progress)]
+    ``OUT/seeds/<name>-s<seed>/`` for the others. Latency is timed once per network, on the
+    first seed's model (the same architecture); onnxruntime's only for the design (the network
+    the run ships: exporting each baseline to ONNX cost more than its training on digits)."""
+    runs = [_train_stage(spec, ds, cfg, rd.file(name), resume, progress,
+                         latency=None if name == "designed" else "torch")]
     for k in range(1, cfg.seeds):
         seed = cfg.seed + k
         runs.append(_train_stage(spec, ds, cfg, rd.file("seeds") / f"{name}-s{seed}", resume,
-                                 progress, seed=seed))
+                                 progress, seed=seed, latency=False))
     return runs
 
 

@@ -72,7 +72,9 @@ class TrainConfig(Settings):
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         eval_every: evaluate on the test split every this many epochs (and after the last).
         eval_batch_size: batch size of evaluation.
-        latency: measure CPU latency (batch 1) of the trained model for the summary.
+        latency: measure CPU latency (batch 1) of the trained model for the summary: True
+            with torch and, when the onnx extra is installed, onnxruntime (which exports the
+            model first: seconds per network); ``"torch"`` with torch only; False not at all.
         threads: torch intra-op CPU threads for the run (None: leave torch's current count;
             the CLI sets it by :mod:`archopt.threads`' policy, which does not oversubscribe a
             busy machine); fewer can be faster on a busy machine.
@@ -105,7 +107,7 @@ class TrainConfig(Settings):
     device: str = "auto"
     eval_every: int = Field(1, ge=1)
     eval_batch_size: int = Field(1024, ge=1)
-    latency: bool = True
+    latency: bool | Literal["torch"] = True
     threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="before")

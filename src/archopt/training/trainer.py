@@ -347,7 +347,8 @@ def _summary(model: nn.Module, spec: ArchSpec | None, data: ImageDataset, run: _
     else:
         macs, params = count_macs(cpu_model, data.input_shape), count_params(cpu_model)
     # one thread: the stable, comparable figure for batch-1 latency (no thread hand-offs)
-    latency = (benchmark_latency(cpu_model, tuple(data.input_shape), threads=1)
+    latency = (benchmark_latency(cpu_model, tuple(data.input_shape), threads=1,
+                                 onnxruntime=False if cfg.latency == "torch" else None)
                if cfg.latency and env.is_main else None)
     last = run.history[-1] if run.history else {}
     return {
