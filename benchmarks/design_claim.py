@@ -284,6 +284,7 @@ def collect(args: argparse.Namespace) -> None:
             [abs(p["seed0"] - p["seed1"]) for p in pairs]))
     result = {
         "what": "DeepMAD design vs equal-budget hand-designed networks, trained (issue 20)",
+        "verdict": verdict(groups, ranking),
         "recipe": recipe("<dataset>", 0, args.epochs), "rho": RHO, "candidates": CANDIDATES,
         "epochs": args.epochs, "seeds": list(SEEDS), "budgets": BUDGETS,
         "runs_done": len(done), "runs_planned": len(planned),
@@ -294,6 +295,39 @@ def collect(args: argparse.Namespace) -> None:
     atomic_write_json(RESULTS / "design_claim.json", result)
     plot(groups, ranking, RESULTS / "design_claim.png")
     print(f"{len(done)} of {len(planned)} runs done -> {RESULTS / 'design_claim.json'}")
+
+
+def _pts(v: float) -> str:
+    return f"{100 * v:+.2f}"
+
+
+def verdict(groups: list[dict[str, Any]], ranking: dict[str, Any]) -> dict[str, Any]:
+    """Plain sentences from the figures: per claim group, who won by how much over how many
+    seeds (partial groups say so); for the ranking, whether the DeepMAD objective ranks trained
+    accuracy better than the naive proxies (params, MACs) by Spearman's rho."""
+    claim = []
+    for g in groups:
+        parts = []
+        for base, p in g["design_minus_baseline"].items():
+            name = g["networks"][base]["name"]
+            side = "ahead of" if p["mean"] > 0 else "behind" if p["mean"] < 0 else "level with"
+            parts.append(f"{side} {name} by {abs(100 * p['mean']):.2f} points (ahead on "
+                         f"{p['design_wins']} of {p['n']} seeds)")
+        claim.append(f"{g['dataset']}, {g['budget']} MACs"
+                     + ("" if g["complete"] else " (partial)") + ": the design is "
+                     + "; ".join(parts))
+    out: dict[str, Any] = {"claim": claim}
+    sp = ranking.get("spearman")
+    if sp:
+        naive = max(("params", "macs"), key=lambda k: sp[k])
+        better = sp["objective"] > sp[naive]
+        out["ranking"] = (
+            f"over {ranking['architectures']} architectures ({ranking['train_images']:,} "
+            f"training images), Spearman rho with trained accuracy: DeepMAD objective "
+            f"{sp['objective']:.2f}, entropy {sp['entropy']:.2f}, params {sp['params']:.2f}, "
+            f"MACs {sp['macs']:.2f}: the objective ranks "
+            + ("better" if better else "no better") + f" than {naive}")
+    return out
 
 
 def plot(groups: list[dict[str, Any]], ranking: dict[str, Any], path: Path) -> None:

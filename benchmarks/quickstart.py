@@ -14,6 +14,8 @@ Python start-up; results merged into one JSON file, each case written as it fini
   ``OMP_NUM_THREADS=1``, and with ``--threads`` = the machine's cores (what torch does by
   default, i.e. the behaviour before archopt's thread policy; stopped after ``--cap`` seconds).
   Run these alone on the machine, so that nothing else shares the cores.
+- ``busy-base``: ``busy-auto`` without the onnx extra, as the README's ``pip install -e .``
+  installs it (no onnxruntime latency, no ONNX export).
 - ``concurrent``: two ``archopt run --epochs 1`` on one ``--out`` folder, the second started
   once the first holds the folder's lock: what each prints, its exit status, and the folder
   afterwards.
@@ -127,6 +129,21 @@ def case_busy_torch_default(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
                  ["--threads", str(cores)], a.cap)
 
 
+def case_busy_base(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """``busy-auto`` as the README's base install runs it (``pip install -e .``, no onnx
+    extra): onnx, onnxruntime and onnxscript are made unimportable in the child by a
+    ``sitecustomize`` on its PYTHONPATH, so that no onnxruntime latency is timed."""
+    shim = tmp / "no-onnx"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import sys\nfor m in ('onnx', 'onnxruntime', 'onnxscript'):\n    sys.modules[m] = None\n")
+    env = _env(**dict.fromkeys(THREAD_VARS))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), env.get("PYTHONPATH")]))
+    res = _busy(tmp, a, "busy-base", env, [], None)
+    res["onnx_extra"] = False
+    return res
+
+
 def case_concurrent(tmp: Path, _: argparse.Namespace) -> dict[str, Any]:
     out = tmp / "shared-folder"
     args = ["archopt", "run", "--epochs", "1", "--out", str(out)]
@@ -155,7 +172,7 @@ def case_concurrent(tmp: Path, _: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-CASES = {"quickstart": case_quickstart, "busy-auto": case_busy_auto,
+CASES = {"quickstart": case_quickstart, "busy-auto": case_busy_auto, "busy-base": case_busy_base,
          "busy-omp1": case_busy_omp1, "busy-torch-default": case_busy_torch_default,
          "concurrent": case_concurrent}
 
