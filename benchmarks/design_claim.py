@@ -54,7 +54,7 @@ import numpy as np
 
 from archopt.data import load_dataset
 from archopt.design import Budgets, DesignOptions, design, score_spec
-from archopt.design.ranking import rank_correlations
+from archopt.design.ranking import rank_correlations, spearman_difference
 from archopt.design.search import make_problem
 from archopt.errors import FolderInUse
 from archopt.pipeline.baseline import BASELINE_FAMILIES
@@ -268,6 +268,14 @@ def collect(args: argparse.Namespace) -> None:
             p: [d[p] for d in seed0] for p in ("objective", "entropy", "params", "macs")})
         ranking["spearman"] = {p: c["spearman"] for p, c in ranking["correlations"].items()}
         ranking["kendall"] = {p: c["kendall"] for p, c in ranking["correlations"].items()}
+        ranking["objective_minus"] = {
+            p: spearman_difference(acc, [d["objective"] for d in seed0], [d[p] for d in seed0])
+            for p in ("params", "macs")}
+        order = sorted(seed0, key=lambda d: -d["test_accuracy"])
+        design_row = next((d for d in seed0 if d["network"] == "design"), None)
+        if design_row is not None:
+            ranking["design_rank"] = 1 + order.index(design_row)
+            ranking["design_behind_best"] = order[0]["test_accuracy"] - design_row["test_accuracy"]
     ranking["rows"] = [{k: d[k] for k in ("network", "spec_name", "macs", "params", "layers",
                                           "objective", "entropy", "effectiveness",
                                           "test_accuracy")} for d in seed0]
@@ -320,13 +328,30 @@ def verdict(groups: list[dict[str, Any]], ranking: dict[str, Any]) -> dict[str, 
     sp = ranking.get("spearman")
     if sp:
         naive = max(("params", "macs"), key=lambda k: sp[k])
-        better = sp["objective"] > sp[naive]
-        out["ranking"] = (
+        shown = {"params": "params", "macs": "MACs"}[naive]
+        diff = ranking.get("objective_minus", {}).get(naive)
+        if diff is None:
+            judged = ("better" if sp["objective"] > sp[naive] else "no better") + f" than {shown}"
+        elif diff["low"] > 0:
+            judged = f"better than {shown} (the whole bootstrap interval is above 0)"
+        elif diff["high"] < 0:
+            judged = f"worse than {shown} (the whole bootstrap interval is below 0)"
+        else:
+            judged = f"about as well as {shown}, no measurable difference"
+        sentence = (
             f"over {ranking['architectures']} architectures ({ranking['train_images']:,} "
             f"training images), Spearman rho with trained accuracy: DeepMAD objective "
             f"{sp['objective']:.2f}, entropy {sp['entropy']:.2f}, params {sp['params']:.2f}, "
-            f"MACs {sp['macs']:.2f}: the objective ranks "
-            + ("better" if better else "no better") + f" than {naive}")
+            f"MACs {sp['macs']:.2f}: the objective ranks {judged}")
+        if diff is not None:
+            sentence += (f" (difference {diff['difference']:+.2f}, {100 * diff['level']:.0f} % "
+                         f"paired bootstrap interval {diff['low']:+.2f} to {diff['high']:+.2f})")
+        if "design_rank" in ranking:
+            sentence += (f"; the design, which has the highest objective, ranks "
+                         f"{ranking['design_rank']} of {ranking['architectures']} by trained "
+                         f"accuracy, {100 * ranking['design_behind_best']:.2f} points behind "
+                         "the best")
+        out["ranking"] = sentence
     return out
 
 

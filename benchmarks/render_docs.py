@@ -1134,10 +1134,16 @@ def _glance_design_claim() -> str:
                                                                " (partial)") + ": design "
                        + ", ".join(bits))
     rk = d["ranking"].get("spearman")
+    om = d["ranking"].get("objective_minus", {}).get("macs")
     if rk:
         out.append(f"ranking {d['ranking']['architectures']} architectures: Spearman "
                    f"objective {rk['objective']:.2f}, params {rk['params']:.2f}, MACs "
-                   f"{rk['macs']:.2f}")
+                   f"{rk['macs']:.2f}"
+                   + (f" (objective - MACs {om['difference']:+.2f}, interval "
+                      f"{om['low']:+.2f} to {om['high']:+.2f})" if om else "")
+                   + (f"; the design ranks {d['ranking']['design_rank']} of "
+                      f"{d['ranking']['architectures']} by accuracy"
+                      if "design_rank" in d["ranking"] else ""))
     if not out:
         return ""
     return (f". Trained at equal budgets ({d['runs_done']} of {d['runs_planned']} planned "

@@ -40,3 +40,18 @@ def test_refuses_mismatched_or_too_few():
         rank_correlations([0.1, 0.2], {"p": [1, 2]})
     with pytest.raises(ValueError, match="has 2 values"):
         rank_correlations([0.1, 0.2, 0.3], {"p": [1, 2]})
+
+
+def test_spearman_difference_point_and_interval():
+    from archopt.design.ranking import spearman_difference
+
+    rng = np.random.default_rng(0)
+    acc = rng.random(20)
+    good, noise = acc + rng.normal(0, 0.05, 20), rng.random(20)
+    got = spearman_difference(acc, good, noise, resamples=500)
+    assert got["difference"] == pytest.approx(_spearman(good, acc) - _spearman(noise, acc))
+    assert 0 < got["low"] <= got["difference"] <= got["high"]   # a real gap is resolved
+    same = spearman_difference(acc, good, good, resamples=200)
+    assert same["difference"] == 0 and same["low"] == 0 and same["high"] == 0
+    with pytest.raises(ValueError, match="equal-length"):
+        spearman_difference(acc, good[:5], noise)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["rank_correlations"]
+__all__ = ["rank_correlations", "spearman_difference"]
 
 
 def rank_correlations(accuracy: Sequence[float],
@@ -39,3 +39,37 @@ def rank_correlations(accuracy: Sequence[float],
         out[name] = {"spearman": float(rho), "spearman_p": float(p_rho), "kendall": float(tau),
                      "kendall_p": float(p_tau)}
     return out
+
+
+def spearman_difference(accuracy: Sequence[float], a: Sequence[float], b: Sequence[float], *,
+                        resamples: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> dict[str, float]:
+    """Whether proxy ``a`` ranks ``accuracy`` better than proxy ``b``: the difference of their
+    Spearman rhos with a paired bootstrap interval over architectures.
+
+    Args:
+        accuracy: (N,) trained accuracies; a, b: (N,) values of two proxies for the same
+            architectures.
+        resamples: bootstrap resamples; level: interval coverage (0.95 = 95 %).
+    Returns: ``{"difference", "low", "high", "level"}``: rho(a) - rho(b) and its percentile
+        interval (NaN bounds where resamples with a constant proxy leave it undefined).
+    Raises: ValueError on lengths that differ or N < 3.
+    Source: scipy.stats.bootstrap (paired, percentile), scipy.stats.spearmanr.
+    """
+    import numpy as np
+    from scipy import stats
+
+    n = len(accuracy)
+    if n < 3 or len(a) != n or len(b) != n:
+        raise ValueError(f"need three equal-length sequences of at least 3 values, got "
+                         f"{n}, {len(a)}, {len(b)}")
+
+    def diff(acc, x, y):
+        return stats.spearmanr(x, acc)[0] - stats.spearmanr(y, acc)[0]
+
+    data = tuple(np.asarray(v, dtype=float) for v in (accuracy, a, b))
+    res = stats.bootstrap(data, diff, paired=True, vectorized=False, n_resamples=resamples,
+                          confidence_level=level, method="percentile",
+                          rng=np.random.default_rng(seed))
+    return {"difference": float(diff(*data)), "low": float(res.confidence_interval.low),
+            "high": float(res.confidence_interval.high), "level": level}
