@@ -12,6 +12,7 @@ import json
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -30,13 +31,16 @@ __all__ = [
     "JsonOpt",
     "OneLineErrors",
     "OutOpt",
+    "RuntimeArgs",
     "SeedOpt",
+    "SubsetSizes",
     "TestSizeOpt",
     "TestSubsetAlias",
     "ThreadsOpt",
     "TrainSizeOpt",
     "TrainSubsetAlias",
     "alias",
+    "comma_list",
     "console",
     "err_console",
     "fail",
@@ -45,6 +49,8 @@ __all__ = [
     "polish_help",
     "print_json",
     "print_table",
+    "runtime_options",
+    "size_options",
     "use_threads",
     "with_options",
 ]
@@ -53,6 +59,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for torch, numpy and random.")]
@@ -126,6 +133,59 @@ def with_options(**blocks: Callable[..., Any]) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+@dataclass(frozen=True)
+class RuntimeArgs:
+    """Where a verb computes and how it prints: its ``--seed``, ``--device``, ``--threads``,
+    ``--json`` (the block :func:`runtime_options`)."""
+
+    seed: int
+    device: str
+    threads: int | None
+    json: bool
+
+
+def runtime_options(seed: SeedOpt = 0, device: DeviceOpt = "auto", threads: ThreadsOpt = None,
+                    json_: JsonOpt = False) -> RuntimeArgs:
+    """The option block (:func:`with_options`) that ends most verbs' options: ``--seed``,
+    ``--device``, ``--threads``, ``--json``."""
+    return RuntimeArgs(seed, device, threads, json_)
+
+
+@dataclass(frozen=True)
+class SubsetSizes:
+    """The ``--train-size`` / ``--test-size`` of a verb (None: the whole split), each given under
+    its name or its old, hidden one (the block :func:`size_options`)."""
+
+    train: int | None
+    test: int | None
+
+
+def size_options(train_size: TrainSizeOpt = None, test_size: TestSizeOpt = None,
+                 train_subset: TrainSubsetAlias = None,
+                 test_subset: TestSubsetAlias = None) -> SubsetSizes:
+    """The option block (:func:`with_options`) of the train / test subset sizes.
+
+    Raises: typer.BadParameter when a size is given under both its names, with two values.
+    """
+    return SubsetSizes(alias(train_size, train_subset, "--train-size", "--train-subset"),
+                       alias(test_size, test_subset, "--test-size", "--test-subset"))
+
+
+
+def comma_list(text: str | None, parse: Callable[[str], T],
+               error: Callable[[str], Exception]) -> tuple[T, ...] | None:
+    """``"3, 5,"`` -> ``(parse("3"), parse("5"))``: empty items are skipped; None stays None.
+
+    Raises: ``error(text)`` when ``parse`` raises ValueError for an item.
+    """
+    if text is None:
+        return None
+    try:
+        return tuple(parse(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise error(text) from None
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -15,16 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from archopt.cli.common import (
-    DeviceOpt,
-    JsonOpt,
     OutOpt,
-    SeedOpt,
-    ThreadsOpt,
+    comma_list,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    runtime_options,
     use_threads,
+    with_options,
 )
 from archopt.errors import InvalidSpec
 
@@ -38,13 +37,8 @@ ActivationOpt = Annotated[str, typer.Option(
                          "linear (one autoencoder per activation).")]
 
 
-def _depths(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise InvalidSpec(f"--depths: expected comma-separated integers, got {text!r}") from None
+def _depths_error(text: str) -> InvalidSpec:
+    return InvalidSpec(f"--depths: expected comma-separated integers, got {text!r}")
 
 
 def _pct(v: Any) -> str:
@@ -97,6 +91,7 @@ def _print_search(s: dict[str, Any]) -> None:
 
 @latent_app.command("train")
 @handle_errors
+@with_options(rt=runtime_options)
 def train_cmd(
     out: OutOpt,
     activation: ActivationOpt = "sigmoid",
@@ -127,10 +122,7 @@ def train_cmd(
     resume: Annotated[bool, typer.Option(
         "--resume/--no-resume", help="Continue the checkpoint in --out (default) or start over.")
     ] = True,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    json_: JsonOpt = False,
+    rt: Any = None,
 ) -> None:
     """Train the multi-scale autoencoder over random sparse MLPs (resumable)."""
     from archopt.latent import PRESETS, TrainConfig, train_autoencoder
@@ -139,9 +131,9 @@ def train_cmd(
     from archopt.runtime.devices import resolve_device
     from archopt.runtime.progress import progress
 
-    use_threads(threads)
+    use_threads(rt.threads)
     if preset == "auto":
-        preset = "cpu" if resolve_device(device).type == "cpu" else "paper"
+        preset = "cpu" if resolve_device(rt.device).type == "cpu" else "paper"
     if preset not in PRESETS:
         raise InvalidSpec(f"unknown --preset {preset!r} (use one of: auto, {', '.join(PRESETS)})")
     config = PRESETS[preset](activation)
@@ -149,7 +141,7 @@ def train_cmd(
                                                  ("val_every", val_every)) if v is not None}
     if "val_every" in changes:
         changes["checkpoint_every"] = changes["val_every"]
-    common = dict(batch_size=batch_size, seed=seed, val_batches=val_batches,
+    common = dict(batch_size=batch_size, seed=rt.seed, val_batches=val_batches,
                   coverage_mlps=coverage_mlps)
     if preset != "cpu":  # the paper's schedule; the paper's scale for the paper's sizes
         changes.setdefault("steps", PAPER_STEPS if preset == "paper" else 2000)
@@ -157,10 +149,10 @@ def train_cmd(
              TrainConfig(**{"checkpoint_every": changes.get("val_every", 500), **common,
                             **changes, "epoch_steps": epoch_steps}))
     with lock_folder(out), progress(train.steps, f"latent train ({activation}, {preset})") as bar:
-        summary = train_autoencoder(out, config, train, device=device, resume=resume,
+        summary = train_autoencoder(out, config, train, device=rt.device, resume=resume,
                                     max_minutes=max_minutes, progress=bar)
     summary["preset"] = preset
-    if json_:
+    if rt.json:
         print_json(summary)
     else:
         _print_train(summary)
@@ -168,6 +160,7 @@ def train_cmd(
 
 @latent_app.command("search")
 @handle_errors
+@with_options(rt=runtime_options)
 def search_cmd(
     out: OutOpt,
     autoencoder: Annotated[Path | None, typer.Option(
@@ -211,10 +204,7 @@ def search_cmd(
                                  "again for the fine-tuning.")] = 2000,
     resume: Annotated[bool, typer.Option(
         "--resume/--no-resume", help="Reuse depths already searched in --out.")] = True,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    threads: ThreadsOpt = None,
-    json_: JsonOpt = False,
+    rt: Any = None,
 ) -> None:
     """Find a compact MLP (weights + architecture) for regression data by latent search."""
     from archopt.latent import (
@@ -229,23 +219,24 @@ def search_cmd(
     from archopt.runs.locking import lock_folder
     from archopt.runtime.progress import progress
 
-    use_threads(threads)
+    use_threads(rt.threads)
     if autoencoder is None:
-        model, info = load_pretrained(activation, device)
+        model, info = load_pretrained(activation, rt.device)
         source = f"shipped:{activation}"
     else:
-        model, info = load_autoencoder(autoencoder, device)
+        model, info = load_autoencoder(autoencoder, rt.device)
         source = str(autoencoder)
     cfg = model.config
     dataset, target_info = load_search_data(
         data, activation=cfg.activation, negative_slope=cfg.negative_slope, n_in=cfg.n_in,
         seed=target_seed, target=target,
         synthetic={"depth": target_depth, "samples": samples})
-    splits = dataset.split(seed=seed)
+    splits = dataset.split(seed=rt.seed)
     scaling = None
     if target_info is None and scale_x:
         splits, scaling = splits.minmax_scaled()
-    search = SearchConfig(steps=steps, depths=_depths(depths), seed=seed, start=start,
+    search = SearchConfig(steps=steps, depths=comma_list(depths, int, _depths_error),
+                          seed=rt.seed, start=start,
                           restarts=restarts, **({} if lr_t is None else {"lr_t": lr_t}))
     with lock_folder(out):  # one writer per folder
         rd = ResultDir(out)
@@ -267,10 +258,10 @@ def search_cmd(
             summary["baseline"] = pruned_baseline(
                 splits, depth=result.best.depth, nonzero=result.compact.nonzero_weights,
                 activation=cfg.activation, negative_slope=cfg.negative_slope,
-                width=cfg.max_width, steps=baseline_steps, seed=seed,
+                width=cfg.max_width, steps=baseline_steps, seed=rt.seed,
                 device=next(model.parameters()).device)
         rd.write_summary(summary)
-    if json_:
+    if rt.json:
         print_json(summary)
     else:
         _print_search(summary)

@@ -8,6 +8,7 @@ data, calls :func:`archopt.refine.refine` (and the baselines / the N_bins sweep)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,26 +16,19 @@ import typer
 
 from archopt.cli.common import (
     DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
     OutOpt,
-    SeedOpt,
-    ThreadsOpt,
+    RuntimeArgs,
+    comma_list,
     console,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    runtime_options,
     use_threads,
+    with_options,
 )
-from archopt.cli.sweep_common import (
-    AddressOpt,
-    InProcessOpt,
-    SeedsOpt,
-    WorkersOpt,
-    backend_of,
-    finish_sweep,
-)
+from archopt.cli.sweep_common import SweepArgs, finish_sweep, print_sweep_json, sweep_options
 from archopt.cli.sweep_common import echo as sweep_echo
 from archopt.errors import ArchoptError
 
@@ -42,20 +36,9 @@ CheckpointArg = Annotated[Path, typer.Argument(
     help="A checkpoint (.pt) that `archopt train` or `archopt run` wrote, or its result folder.")]
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ArchoptError(f"--sweep expects comma-separated integers, got {text!r}") from None
-
-
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise ArchoptError(f"--taus expects comma-separated numbers, got {text!r}") from None
+def _list_error(option: str, kind: str) -> Callable[[str], ArchoptError]:
+    """The error of an option's comma-separated list that does not parse (:func:`comma_list`)."""
+    return lambda text: ArchoptError(f"{option} expects comma-separated {kind}, got {text!r}")
 
 
 def _print_summary(s: dict) -> None:
@@ -98,10 +81,9 @@ def _print_summary(s: dict) -> None:
                      for k, v in s["baselines"].items()])
 
 
-def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, seeds: str,
+def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, sw: SweepArgs,
                baseline: list[str] | None, adam_lr: float, sweep: str | None, resume: bool,
-               backend: str, workers: int | None, address: str | None, threads: int | None,
-               json_: bool) -> None:
+               rt: RuntimeArgs) -> None:
     """``refine --seeds``: one HBDE run per seed through the sweep runner; print the table."""
     from archopt.refine.sweep import refine_seeds
     from archopt.runs.sweeps import parse_seeds
@@ -110,13 +92,12 @@ def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, seeds: str,
         raise ArchoptError("--seeds and --sweep exclude each other (--sweep prices the "
                            "blocking only)")
     del resume  # a seed sweep always resumes
-    t = refine_seeds(checkpoint, ds, parse_seeds(seeds) or [], out=out,
+    t = refine_seeds(checkpoint, ds, parse_seeds(sw.seeds) or [], out=out,
                      config=cfg.to_dict(), baselines=baseline, adam_lr=adam_lr,
-                     backend=backend, workers=workers, address=address, threads=threads,
-                     progress=not json_, echo=sweep_echo)
-    if json_:
-        print_json({**t, "out": str(out)})
-        finish_sweep(t["rows"], [t["runner"]], "", quiet=True)
+                     backend=sw.backend, workers=sw.workers, address=sw.address,
+                     threads=rt.threads, progress=not rt.json, echo=sweep_echo)
+    if rt.json:
+        print_sweep_json(t, out, t["rows"], [t["runner"]])
         return
     m = t["metric"]
     print_table(f"{cfg.method} per seed (test {m})", ["seed", "pre-trained", "blocked", "refined",
@@ -126,13 +107,14 @@ def _run_seeds(checkpoint: Path, ds: Any, out: Path, cfg: Any, seeds: str,
                   r.get("search_seconds")) for r in t["rows"]])
     if t["std_after"] is not None:
         console.print(f"refined {m}: mean {t['mean_after']:.4f}, std {t['std_after']:.4f} "
-                      f"over {len(seeds.split(','))} seeds", highlight=False)
+                      f"over {len(sw.seeds.split(','))} seeds", highlight=False)
     finish_sweep(t["rows"], [t["runner"]], f"table in {out / 'sweep.json'}")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("refine")
     @handle_errors
+    @with_options(sw=sweep_options, rt=runtime_options)
     def refine_cmd(
         checkpoint: CheckpointArg,
         out: OutOpt,
@@ -214,14 +196,8 @@ def register(app: typer.Typer) -> None:
                             "writes OUT/sweep.json.")] = None,
         resume: Annotated[bool, typer.Option(
             "--resume", help="Continue the run in --out (G may be raised).")] = False,
-        seeds: SeedsOpt = None,
-        workers: WorkersOpt = None,
-        address: AddressOpt = None,
-        in_process: InProcessOpt = False,
-        seed: SeedOpt = 0,
-        device: DeviceOpt = "auto",
-        threads: ThreadsOpt = None,
-        json_: JsonOpt = False,
+        sw: Any = None,
+        rt: Any = None,
     ) -> None:
         """Refine a trained classifier for a metric: HBDE (histogram blocking + differential
         evolution, the paper), post-hoc logit adjustment or per-class bias tuning on a
@@ -236,41 +212,42 @@ def register(app: typer.Typer) -> None:
         from archopt.runs import ResultDir
         from archopt.runs.locking import lock_folder
 
-        use_threads(threads)
+        use_threads(rt.threads)
         src = load_source(checkpoint)
         cfg = RefineConfig.from_any(
             None, method=method, val_fraction=val_fraction, val_seed=val_seed,
-            taus=_floats(taus), bias_optimizer=bias_optimizer,
+            taus=comma_list(taus, float, _list_error("--taus", "numbers")),
+            bias_optimizer=bias_optimizer,
             bias_evaluations=bias_evaluations, bias_bound=bias_bound,
             init_spread=init_spread, bias_genes=bias_genes, bias_gene_range=bias_gene_range,
             n_bins=bins, population=population, generations=generations,
             super_batch=super_batch, metric=metric, F=f_weight, CR=cr, rescore=rescore,
             block_mean_member=block_mean, init_range=init_range, eval_every=eval_every,
             eval_path=eval_path, chunk=chunk, max_seconds=max_seconds, clock=clock,
-            train_eval_size=train_eval_size, seed=seed, device=device)
+            train_eval_size=train_eval_size, seed=rt.seed, device=rt.device)
         name = data or src.meta.get("dataset")
         if not name:
             raise ArchoptError(f"{checkpoint} names no dataset; pass --data NAME")
         ds = load_dataset(name, data_dir)
         if cfg.method != "hbde" and (baseline or sweep is not None):
             raise ArchoptError(f"--baseline and --sweep go with --method hbde, not {cfg.method}")
-        if seeds is not None:
-            _run_seeds(checkpoint, ds, out, cfg, seeds, baseline, adam_lr, sweep, resume,
-                       backend_of(in_process, address), workers, address, threads, json_)
+        if sw.seeds is not None:
+            _run_seeds(checkpoint, ds, out, cfg, sw, baseline, adam_lr, sweep, resume, rt)
             return
         with lock_folder(out):  # one writer per folder
             if sweep is not None:
-                rep = blocking_sweep(src, ds, _ints(sweep), metric=metric, device=device,
-                                     train_eval_size=train_eval_size, seed=seed)
+                bins_list = list(comma_list(sweep, int, _list_error("--sweep", "integers")))
+                rep = blocking_sweep(src, ds, bins_list, metric=metric, device=rt.device,
+                                     train_eval_size=train_eval_size, seed=rt.seed)
                 ResultDir(out).write_json("sweep.json", rep)
             else:
                 rep = None
-                result = refine(src, ds, cfg, out, resume=resume, progress=not json_)
+                result = refine(src, ds, cfg, out, resume=resume, progress=not rt.json)
                 if baseline:
                     run_baselines(result, src, ds, baseline, adam_lr=adam_lr,
-                                  progress=not json_)
+                                  progress=not rt.json)
         if rep is not None:
-            if json_:
+            if rt.json:
                 print_json(rep)
                 return
             print_table(f"blocking cost, D = {rep['dimensions']:,} (original: test "
@@ -279,7 +256,7 @@ def register(app: typer.Typer) -> None:
                         [(r["n_bins"], r["blocked_dimensions"], round(r["reduction"], 1),
                           r["train"], r["test"]) for r in rep["rows"]])
             return
-        if json_:
+        if rt.json:
             print_json({**result.summary, "out": str(out)})
             return
         _print_summary(result.summary)

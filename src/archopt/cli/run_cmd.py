@@ -13,17 +13,14 @@ import typer
 from archopt.cli.common import (
     DeviceOpt,
     JsonOpt,
-    TestSizeOpt,
-    TestSubsetAlias,
     ThreadsOpt,
-    TrainSizeOpt,
-    TrainSubsetAlias,
-    alias,
     err_console,
     handle_errors,
     print_json,
     print_table,
+    size_options,
     use_threads,
+    with_options,
 )
 from archopt.pipeline.config import RunConfig
 from archopt.pipeline.report import baseline_rows, results_rows
@@ -68,6 +65,7 @@ def print_results(summary: dict[str, Any], out: Path) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("run")
     @handle_errors
+    @with_options(sizes=size_options)
     def run(
         data: Annotated[str | None, typer.Option(
             "--data", help="digits (embedded default), mnist, fashion-mnist, cifar10, "
@@ -99,10 +97,7 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[int | None, typer.Option(
             "--seeds", help="Train every network with this many seeds (seed, seed + 1, ...) "
             "and compare the paired differences (default 1).")] = None,
-        train_size: TrainSizeOpt = None,
-        test_size: TestSizeOpt = None,
-        train_subset: TrainSubsetAlias = None,
-        test_subset: TestSubsetAlias = None,
+        sizes: Any = None,
         refine: Annotated[bool | None, typer.Option(
             "--refine/--no-refine", help="Add the macro-F1 refine stage (method: the refine "
                                          "comparison's best, or refine_options.method).")
@@ -130,15 +125,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Design a CNN within budgets, train it and hand-designed baselines at equal budgets with
         the same recipe, and write a report (report.md + plots)."""
-        train_size = alias(train_size, train_subset, "--train-size", "--train-subset")
-        test_size = alias(test_size, test_subset, "--test-size", "--test-subset")
         choice = use_threads(threads)
         train = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                  if v is not None}
         flags: dict[str, Any] = dict(
             data=data, data_dir=data_dir, budget_macs=budget_macs, budget_params=budget_params,
             budget_layers=budget_layers, rho=rho, space=space, candidates=candidates,
-            train_size=train_size, test_size=test_size, refine=refine, structure=structure,
+            train_size=sizes.train, test_size=sizes.test, refine=refine, structure=structure,
             seed=seed, seeds=seeds,
             device=device if device != "auto" else None,
             verify=False if no_verify else None)

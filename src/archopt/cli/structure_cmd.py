@@ -17,26 +17,20 @@ import typer
 from archopt.cli.common import (
     DataDirOpt,
     DataOpt,
-    DeviceOpt,
-    JsonOpt,
-    SeedOpt,
-    TestSizeOpt,
-    TestSubsetAlias,
-    ThreadsOpt,
-    TrainSizeOpt,
-    TrainSubsetAlias,
-    alias,
+    RuntimeArgs,
     console,
     fail,
     handle_errors,
     print_json,
     print_kv,
     print_table,
+    runtime_options,
+    size_options,
     use_threads,
     with_options,
 )
 from archopt.cli.sweep_common import echo as sweep_echo
-from archopt.cli.sweep_common import finish_sweep, sweep_options
+from archopt.cli.sweep_common import finish_sweep, print_sweep_json, sweep_options
 
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", help="mlp-units (unit selection) | densenet-connections (connection selection) "
@@ -73,12 +67,6 @@ BnRecalOpt = Annotated[bool, typer.Option(
     help="Re-estimate M*'s BatchNorm statistics on training images (the paper: no).")]
 
 
-def _sizes(train: int | None, test: int | None, train_old: int | None,
-           test_old: int | None) -> tuple[int | None, int | None]:
-    return (alias(train, train_old, "--train-size", "--train-subset"),
-            alias(test, test_old, "--test-size", "--test-subset"))
-
-
 def _structure_config(optimizer: str, penalty: float, lo: SimpleNamespace, **after: Any) -> Any:
     from archopt.errors import UnknownName
     from archopt.structure.loop import StructureConfig
@@ -92,35 +80,31 @@ def _structure_config(optimizer: str, penalty: float, lo: SimpleNamespace, **aft
                            train_subset=lo.train_subset, test_subset=lo.test_subset, **after)
 
 
+@with_options(sizes=size_options)
 def loop_options(
     batch_size: BatchOpt = 32,
     lr: LrOpt = None,
     theta_lr: ThetaLrOpt = None,
     lam: LamOpt = 2,
     max_steps_per_epoch: StepsOpt = None,
-    train_subset: TrainSizeOpt = None,
-    test_subset: TestSizeOpt = None,
-    train_subset_alias: TrainSubsetAlias = None,
-    test_subset_alias: TestSubsetAlias = None,
+    sizes: Any = None,
     augment: AugOpt = None,
 ) -> SimpleNamespace:
     """The training-loop options ``structure`` and ``structure sweep`` share, as one record (an
     option block: :func:`~archopt.cli.common.with_options`); the subsets under their new or
     old names resolved."""
-    train_subset, test_subset = _sizes(train_subset, test_subset, train_subset_alias,
-                                       test_subset_alias)
     return SimpleNamespace(batch_size=batch_size, lr=lr, theta_lr=theta_lr, lam=lam,
-                           max_steps_per_epoch=max_steps_per_epoch, train_subset=train_subset,
-                           test_subset=test_subset, augment=augment)
+                           max_steps_per_epoch=max_steps_per_epoch, train_subset=sizes.train,
+                           test_subset=sizes.test, augment=augment)
 
 
 def _configs(task: str, optimizer: str, penalty: float, epochs: int, lo: SimpleNamespace,
-             seed: int, device: str, **after: Any) -> tuple[Any, Any]:
+             rt: RuntimeArgs, **after: Any) -> tuple[Any, Any]:
     from archopt.structure.run import default_train_config
 
     sc = _structure_config(optimizer, penalty, lo, **after)
     tc = default_train_config(task, epochs=epochs, batch_size=lo.batch_size, lr=lo.lr,
-                              augment=lo.augment, seed=seed, device=device)
+                              augment=lo.augment, seed=rt.seed, device=rt.device)
     return sc, tc
 
 
@@ -128,15 +112,14 @@ _PER = {"units_per_layer": "units per layer", "connections_per_block": "connecti
         "btn_per_superblock": "bottleneck channels per superblock"}
 
 
-def _finetune_config(epochs: int, batch_size: int, lr: float | None, augment: str | None,
-                     seed: int, device: str) -> Any:
+def _finetune_config(epochs: int, lo: SimpleNamespace, rt: RuntimeArgs) -> Any:
     """Fine-tuning recipe of ``--task resnet-channels`` (the weights start trained): SGD with
     Nesterov momentum, lr 0.01 unless given, cosine, no warm-up."""
     from archopt.training import TrainConfig
 
-    return TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="sgd",
-                       lr=0.01 if lr is None else lr, schedule="cosine",
-                       augment=augment or "none", seed=seed, device=device)
+    return TrainConfig(epochs=epochs, batch_size=lo.batch_size, optimizer="sgd",
+                       lr=0.01 if lo.lr is None else lo.lr, schedule="cosine",
+                       augment=lo.augment or "none", seed=rt.seed, device=rt.device)
 
 
 def _model_line(b: dict[str, Any]) -> str:
@@ -185,7 +168,7 @@ def register(app: typer.Typer) -> None:
 
     @sapp.callback(invoke_without_command=True)
     @handle_errors
-    @with_options(lo=loop_options)
+    @with_options(lo=loop_options, rt=runtime_options)
     def structure(
         ctx: typer.Context,
         task: TaskOpt = None,
@@ -207,10 +190,7 @@ def register(app: typer.Typer) -> None:
         finetune_epochs: FinetuneOpt = 5,
         rescale: RescaleOpt = "none",
         bn_recalibrate: BnRecalOpt = False,
-        seed: SeedOpt = 0,
-        device: DeviceOpt = "auto",
-        threads: ThreadsOpt = None,
-        json_: JsonOpt = False,
+        rt: Any = None,
     ) -> None:
         """Train a supernet's weights and its structure distribution in one run; keep the
         deterministic structure M* (theta >= 0.5) as a physically smaller network, then
@@ -226,7 +206,7 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
-        use_threads(threads)
+        use_threads(rt.threads)
         if task is None or out is None:
             raise fail("--task and --out are required (e.g. archopt structure --task "
                        "mlp-units --data mnist --penalty 2^-7 --epochs 10 --out runs/s)")
@@ -246,23 +226,23 @@ def register(app: typer.Typer) -> None:
                     raise fail("--task resnet-channels needs --from CHECKPOINT (a trained ResNet, "
                                "e.g. runs/run-digits/designed)")
                 sc = _structure_config(optimizer, parse_penalty(penalty), lo, **after)
-                tc = _finetune_config(epochs, lo.batch_size, lo.lr, lo.augment, seed, device)
+                tc = _finetune_config(epochs, lo, rt)
                 s = run_resnet_structure(init / "checkpoint.pt" if init.is_dir() else init, data,
                                          out=out, train=tc, structure=sc, data_dir=data_dir,
                                          resume=resume, latency=not no_latency)
             else:
-                sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, lo, seed,
-                                  device, **after)
+                sc, tc = _configs(task, optimizer, parse_penalty(penalty), epochs, lo, rt,
+                                  **after)
                 s = run_structure(task, data, out=out, structure=sc, train=tc, space=space,
                                   data_dir=data_dir, resume=resume, latency=not no_latency)
-        if json_:
+        if rt.json:
             print_json({**s, "out": str(out)})
         else:
             _print_run(s, out)
 
     @sapp.command("sweep")
     @handle_errors
-    @with_options(lo=loop_options, sw=sweep_options)
+    @with_options(lo=loop_options, sw=sweep_options, rt=runtime_options)
     def sweep(
         out: Annotated[Path, typer.Option("--out", help="Sweep folder (one sub-folder per "
                                                         "run).")],
@@ -281,10 +261,7 @@ def register(app: typer.Typer) -> None:
         sw: Any = None,
         data_dir: DataDirOpt = None,
         no_latency: NoLatencyOpt = False,
-        seed: SeedOpt = 0,
-        device: DeviceOpt = "auto",
-        threads: ThreadsOpt = None,
-        json_: JsonOpt = False,
+        rt: Any = None,
     ) -> None:
         """Train every eps0 of the grid (x --seeds) and the fixed-structure baselines
         (uniformly thinned to matching weight counts; lambda x batch, lambda x epochs = the
@@ -299,18 +276,17 @@ def register(app: typer.Typer) -> None:
         values = parse_list(penalties, "--penalties", parse_penalty)
         seed_list = parse_seeds(sw.seeds)
         backend = sw.backend
-        sc, tc = _configs(task, optimizer, 0.0, epochs, lo, seed, device,
+        sc, tc = _configs(task, optimizer, 0.0, epochs, lo, rt,
                           finetune_epochs=0)  # the paper's trade-off curve: M* itself
         t = run_sweep(task, data, values, out=out, structure=sc, train=tc, space=space,
                       data_dir=data_dir, baselines=not no_baselines, latency=not no_latency,
                       seeds=seed_list, backend=backend, workers=sw.workers, address=sw.address,
-                      threads=threads, progress=not json_, echo=sweep_echo)
+                      threads=rt.threads, progress=not rt.json, echo=sweep_echo)
         runners = [t["runner"]["method"], *([t["runner"]["baselines"]]
                                             if "baselines" in t["runner"] else [])]
         rows = [*t["method"], *t["baselines"]]
-        if json_:
-            print_json({**t, "out": str(out)})
-            finish_sweep(rows, runners, "", quiet=True)
+        if rt.json:
+            print_sweep_json(t, out, rows, runners)
             return
         per_key = "units_per_layer" if task == "mlp-units" else "connections_per_block"
         print_table("learned structures", ["eps0", "seed", "weight usage", "cost usage",

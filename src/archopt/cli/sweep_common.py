@@ -5,15 +5,16 @@ reported."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from archopt.cli.common import console, err_console
+from archopt.cli.common import console, err_console, print_json
 
 __all__ = ["AddressOpt", "InProcessOpt", "SeedsOpt", "SweepArgs", "WorkersOpt", "backend_of",
-           "echo", "finish_sweep", "sweep_options"]
+           "echo", "finish_sweep", "print_sweep_json", "sweep_options"]
 
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=1, help="Trials at once on a local Ray started for the sweep [default: the "
@@ -88,3 +89,11 @@ def finish_sweep(rows: list[dict[str, Any]], runners: list[dict[str, Any]], wher
         err_console.print(f"{len(failed)} of {len(rows)} trials failed; rerun the same command "
                           "to retry them (finished trials are kept)", highlight=False)
         raise typer.Exit(1)
+
+
+def print_sweep_json(table: dict[str, Any], out: Path, rows: list[dict[str, Any]],
+                     runners: list[dict[str, Any]]) -> None:
+    """``--json``: the sweep's ``table`` and its folder ``out`` on stdout, then what
+    :func:`finish_sweep` says quietly (the failed trials, on stderr; exit 1 when any failed)."""
+    print_json({**table, "out": str(out)})
+    finish_sweep(rows, runners, "", quiet=True)

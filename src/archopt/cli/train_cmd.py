@@ -23,6 +23,7 @@ from archopt.cli.common import (
     TrainSizeOpt,
     TrainSubsetAlias,
     alias,
+    comma_list,
     console,
     err_console,
     handle_errors,
@@ -37,13 +38,8 @@ SpecArg = Annotated[str, typer.Argument(
          "structure file, a result folder with arch.json, or a checkpoint (.pt).")]
 
 
-def _floats(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+def _numbers_error(text: str) -> typer.BadParameter:
+    return typer.BadParameter(f"expected comma-separated numbers, got {text!r}")
 
 
 def register(app: typer.Typer) -> None:
@@ -122,7 +118,8 @@ def register(app: typer.Typer) -> None:
         cfg = TrainConfig.from_any(
             None, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
             momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-            milestones=_floats(milestones), gamma=gamma, warmup_epochs=warmup, augment=augment,
+            milestones=comma_list(milestones, float, _numbers_error), gamma=gamma,
+            warmup_epochs=warmup, augment=augment,
             label_smoothing=label_smoothing, grad_clip=grad_clip, amp=amp,
             channels_last=channels_last, eval_every=eval_every, seed=seed, device=device,
             threads=threads,
