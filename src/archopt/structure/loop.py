@@ -249,7 +249,7 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
     from archopt.training import save_checkpoint
     from archopt.training.checkpoint import dataset_meta
     from archopt.training.schedules import LRSchedule, set_lr
-    from archopt.training.trainer import TrainStep, _NonFinite, make_optimizer
+    from archopt.training.trainer import TrainStep, _NonFinite, make_optimizer, precision
 
     if structure is not None:
         if not isinstance(model, Supernet):
@@ -258,16 +258,8 @@ def train_loop(model: nn.Module, data: ImageDataset, cfg: TrainConfig, *,
             raise ArchoptError(f"the structure optimiser has {structure.theta.size} variables, "
                                f"the supernet {model.d} bits")
     dev = resolve_device(cfg.device)
-    check_options(cfg, dev)
-    cuda = dev.type == "cuda"
-    amp_dtype = None
-    if cfg.amp if cfg.amp is not None else cuda:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    channels_last = (cfg.channels_last if cfg.channels_last is not None
-                     else cuda and len(data.input_shape) == 3)
-    if cuda:
-        torch.backends.cudnn.deterministic = cfg.deterministic
-        torch.backends.cudnn.benchmark = not cfg.deterministic
+    check_options(cfg, dev)  # amp on CPU refused: amp_dtype is float16 or bfloat16 on CUDA
+    amp_dtype, channels_last = precision(cfg, data, dev)
     model.to(dev)
     record = dict(record if record is not None else cfg.to_dict())
     x, y = data.train_x, data.train_y

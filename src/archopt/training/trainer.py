@@ -71,6 +71,7 @@ __all__ = [
     "TrainStep",
     "adapt_spec",
     "make_optimizer",
+    "precision",
     "train",
 ]
 
@@ -219,6 +220,29 @@ def adapt_spec(spec: ArchSpec, data: ImageDataset, *, adapt: bool) -> tuple[Arch
                           f"{', '.join(changes)} needed; pass adapt=True (the CLI adapts "
                           "automatically) or fix the spec")
     return adapted, f"adapted {name} to {data.name}: {', '.join(changes)}"
+
+
+def precision(cfg: TrainConfig, data: ImageDataset,
+              device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """How a run of ``cfg`` on ``device`` computes: ``(amp_dtype, channels_last)``.
+
+    ``amp_dtype`` is autocast's dtype, None for float32: with ``cfg.amp`` (by default on for
+    CUDA), bfloat16 where the device supports it, else float16 (which needs a GradScaler).
+    ``channels_last`` is ``cfg.channels_last``, by default on for CUDA and image data (3-D
+    examples). On CUDA, also sets cuDNN to ``cfg.deterministic`` (deterministic kernels, no
+    benchmarking) for the rest of the process.
+    """
+    cuda = device.type == "cuda"
+    amp_dtype = None
+    if cfg.amp if cfg.amp is not None else cuda:
+        amp_dtype = (torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported()
+                     else torch.float16)
+    channels_last = (cfg.channels_last if cfg.channels_last is not None
+                     else cuda and len(data.input_shape) == 3)
+    if cuda:
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+    return amp_dtype, channels_last
 
 
 def _check_forward(model: nn.Module, data: ImageDataset, device: torch.device) -> None:
@@ -449,16 +473,7 @@ def _train(model: nn.Module | None, spec: ArchSpec | None, note: str | None, dat
                           optimizer_slots=2 if cfg.optimizer.startswith("adam") else 1,
                           available=torch.cuda.mem_get_info(dev)[0] if cuda else None)
         model = spec.build()
-    amp = cfg.amp if cfg.amp is not None else cuda
-    amp_dtype = None
-    if amp:
-        amp_dtype = (torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported()
-                     else torch.float16)
-    channels_last = (cfg.channels_last if cfg.channels_last is not None
-                     else cuda and len(data.input_shape) == 3)
-    if cuda:
-        torch.backends.cudnn.deterministic = cfg.deterministic
-        torch.backends.cudnn.benchmark = not cfg.deterministic
+    amp_dtype, channels_last = precision(cfg, data, dev)
     model.to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -505,7 +520,7 @@ def _train(model: nn.Module | None, spec: ArchSpec | None, note: str | None, dat
     check_every = 1 if not cuda else 25
 
     meta = dataset_meta(data)
-    resolved = {"device": str(dev), "amp": amp,
+    resolved = {"device": str(dev), "amp": amp_dtype is not None,
                 "amp_dtype": str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
                 "channels_last": channels_last, "world_size": env.world_size,
                 "backend": env.backend, "steps_per_epoch": steps_per_epoch,
