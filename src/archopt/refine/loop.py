@@ -50,9 +50,9 @@ from archopt.refine.evaluation import PopulationEvaluator
 from archopt.refine.model_io import (
     RefineResult,
     Source,
-    check_data,
     load_source,
     refuse_existing,
+    working_copy,
     write_checkpoint,
 )
 from archopt.refine.output_layer import output_bias
@@ -60,7 +60,6 @@ from archopt.refine.params import ParameterLayout
 from archopt.refine.plots import plot_convergence
 from archopt.refine.scores import before_after, logits_of, split_scores
 from archopt.refine.superbatch import CircularSuperBatches
-from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir, atomic_torch_save, torch_load
 from archopt.runtime.devices import resolve_device, seed_everything
 from archopt.runtime.progress import Progress
@@ -218,10 +217,7 @@ def hbde(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDataset,
     state = _load_state(rd, resume, cfg)
     seed_everything(cfg.seed)
 
-    work = copy.deepcopy(src.module).to(device).eval()
-    mean, std = check_data(work, src.meta, data, device)
-    train, val = resolve_validation(data, validation, fraction=cfg.val_fraction,
-                                    seed=cfg.val_seed)
+    work, mean, std, train, val = working_copy(src, data, validation, cfg, device)
     batches = CircularSuperBatches(train.train_x, train.train_y, cfg.super_batch, mean=mean,
                                    std=std, device=device, order=cfg.order, seed=cfg.seed)
     layout = ParameterLayout.of(work)

@@ -3,6 +3,8 @@
 - :class:`Source` / :func:`load_source`: the model to refine (a module, a checkpoint or a
   result folder) with its spec and meta.
 - :func:`check_data`: the model fits the dataset (classes, input shape, (B, K) logits).
+- :func:`working_copy`: what a method works on: the model's copy on the device, checked against
+  the dataset, and the training part and validation split.
 - :class:`RefineResult`: what ``refine`` returns, for every method.
 - :func:`write_checkpoint`: the refined model as a plain archopt checkpoint (loadable with
   :func:`archopt.training.load_model`), with what was done recorded in its meta.
@@ -10,16 +12,18 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 
 from archopt.data.dataset import ImageDataset, normalize
 from archopt.errors import ArchoptError, CheckpointError
+from archopt.refine.validation import ValidationSplit, resolve_validation
 from archopt.spaces.base import ArchSpec
 
 if TYPE_CHECKING:
@@ -27,8 +31,8 @@ if TYPE_CHECKING:
     from archopt.refine.config import RefineConfig
     from archopt.runs import ResultDir
 
-__all__ = ["CHECKPOINT", "RefineResult", "Source", "check_data", "load_source",
-           "refuse_existing", "write_checkpoint"]
+__all__ = ["CHECKPOINT", "RefineResult", "Source", "WorkingCopy", "check_data", "load_source",
+           "refuse_existing", "working_copy", "write_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -127,6 +131,37 @@ def check_data(module: nn.Module, meta: dict[str, Any], data: ImageDataset,
         raise ArchoptError(f"the model returns shape {tuple(out.shape)} for 2 examples; refine "
                            f"needs (2, {data.num_classes}) logits for dataset {data.name}")
     return mean, std
+
+
+class WorkingCopy(NamedTuple):
+    """What :func:`working_copy` returns."""
+
+    #: a deep copy of the source model, on the device, in eval mode
+    module: nn.Module
+    #: the per-channel normalisation of the inputs (:func:`check_data`)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    #: the dataset to search on (without the held-out validation images, if any)
+    train: ImageDataset
+    #: the validation split the method scores candidates on
+    val: ValidationSplit
+
+
+def working_copy(src: Source, data: ImageDataset,
+                 validation: tuple[torch.Tensor, torch.Tensor] | None, cfg: RefineConfig,
+                 device: torch.device) -> WorkingCopy:
+    """The source model copied to ``device`` and checked against ``data``, and the split into
+    search data and validation (``validation`` given, or ``cfg.val_fraction`` of the training
+    split held out with ``cfg.val_seed``; :func:`~archopt.refine.validation.resolve_validation`).
+
+    Raises: ArchoptError for a model that does not fit the dataset (:func:`check_data`) or a
+        validation split that cannot be made.
+    """
+    work = copy.deepcopy(src.module).to(device).eval()
+    mean, std = check_data(work, src.meta, data, device)
+    train, val = resolve_validation(data, validation, fraction=cfg.val_fraction,
+                                    seed=cfg.val_seed)
+    return WorkingCopy(work, mean, std, train, val)
 
 
 def refuse_existing(rd: ResultDir, resume: bool, *markers: str) -> None:

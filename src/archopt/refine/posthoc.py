@@ -40,14 +40,13 @@ from archopt.refine.config import RefineConfig
 from archopt.refine.model_io import (
     RefineResult,
     Source,
-    check_data,
     load_source,
     refuse_existing,
+    working_copy,
     write_checkpoint,
 )
 from archopt.refine.output_layer import fold_bias, output_bias
 from archopt.refine.scores import before_after, logits_of, split_scores
-from archopt.refine.validation import resolve_validation
 from archopt.runs import ResultDir
 from archopt.runtime.devices import resolve_device, seed_everything
 from archopt.training.metrics import get_metric
@@ -221,10 +220,7 @@ def posthoc(model: nn.Module | str | os.PathLike[str] | Source, data: ImageDatas
     if rd is not None:
         refuse_existing(rd, resume)
     seed_everything(cfg.seed)
-    work = copy.deepcopy(src.module).to(device).eval()
-    mean, std = check_data(work, src.meta, data, device)
-    train, val = resolve_validation(data, validation, fraction=cfg.val_fraction,
-                                    seed=cfg.val_seed)
+    work, mean, std, train, val = working_copy(src, data, validation, cfg, device)
 
     tic, cpu_tic = time.perf_counter(), time.process_time()
     name = output_bias(work, data.num_classes, normalize(val.x[:16].to(device), mean, std))
