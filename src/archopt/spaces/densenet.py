@@ -37,7 +37,7 @@ from torch import nn
 
 from archopt.errors import InvalidSpec
 from archopt.spaces.base import ConvSpec, LayerCost, OddKernel, _Model, conv_out
-from archopt.spaces.layers import Head, StemConv, conv_cost, init_weights, linear_cost, stem_cost
+from archopt.spaces.layers import Head, StemConv, conv_cost, head_cost, init_weights, stem_cost
 
 __all__ = ["DenseNetSpec", "DenseStage", "LiveStage"]
 
@@ -189,9 +189,7 @@ class DenseNetSpec(ConvSpec):
                 c = c_t
         rows.append(LayerCost("final_norm", "norm", c, c, 1, 1, 1, r, r, macs=0, params=2 * c,
                               stage=len(self.stages), main=False))
-        if self.num_classes > 0:
-            rows.append(linear_cost("head.fc", c, self.num_classes, stage=0, main=False))
-        return rows
+        return rows + head_cost(c, self.num_classes)
 
     def layers(self) -> int:
         """Main-path conv layers: stem, 1 or 2 per live dense layer, 1 per transition."""

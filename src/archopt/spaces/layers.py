@@ -10,7 +10,7 @@ from torch import nn
 
 from archopt.spaces.base import LayerCost, Stem, conv_out
 
-__all__ = ["ConvBN", "Head", "SqueezeExcite", "StemConv", "conv_cost", "init_weights",
+__all__ = ["ConvBN", "Head", "SqueezeExcite", "StemConv", "conv_cost", "head_cost", "init_weights",
            "linear_cost", "stage_numbers"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -155,3 +155,11 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(x.mean(dim=(2, 3)), 1))
+
+
+def head_cost(features: int, num_classes: int) -> list[LayerCost]:
+    """Cost rows of a :class:`Head`: its classifier ``head.fc`` (``features`` pooled channels ->
+    ``num_classes``, stage 0, off the main path), none for a headless backbone (0 classes)."""
+    if num_classes <= 0:
+        return []
+    return [linear_cost("head.fc", features, num_classes, stage=0, main=False)]

@@ -34,9 +34,9 @@ from archopt.spaces.layers import (
     SqueezeExcite,
     StemConv,
     conv_cost,
+    head_cost,
     init_weights,
     inner_blocks,
-    linear_cost,
     stage_numbers,
     stem_cost,
 )
@@ -92,9 +92,7 @@ class MBV2Spec(ConvSpec):
             rows.append(conv_cost("final.conv", c, self.head_conv, 1, 1, r, stage=stages[-1],
                                   main=True, bn=self.head_conv))
             c = self.head_conv
-        if self.num_classes > 0:
-            rows.append(linear_cost("head.fc", c, self.num_classes, stage=0, main=False))
-        return rows
+        return rows + head_cost(c, self.num_classes)
 
     def layers(self) -> int:
         """Main-path conv layers: stem 1, each block 3 (SE excluded), final 1x1 conv 1."""

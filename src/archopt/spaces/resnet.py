@@ -30,9 +30,9 @@ from archopt.spaces.layers import (
     Head,
     StemConv,
     conv_cost,
+    head_cost,
     init_weights,
     inner_blocks,
-    linear_cost,
     stage_numbers,
     stem_cost,
 )
@@ -96,10 +96,7 @@ class ResNetSpec(ConvSpec):
                     rows.append(conv_cost(p + "shortcut.proj.conv", c_in, blk.out, 1, 1,
                                           r_out, stage=stage, main=False, bn=blk.out))
             r = r_out
-        c = self.blocks[-1].out
-        if self.num_classes > 0:
-            rows.append(linear_cost("head.fc", c, self.num_classes, stage=0, main=False))
-        return rows
+        return rows + head_cost(self.blocks[-1].out, self.num_classes)
 
     def layers(self) -> int:
         """Main-path conv layers: stem 1, bottleneck blocks 3 each, basic blocks 2 each."""
