@@ -101,7 +101,8 @@ def with_options(**blocks: Callable[..., Any]) -> Callable[[F], F]:
     parameters are typer options (``name: SomeOpt = default``). In the command's signature, as
     typer reads it, the block's options stand in place of that parameter; when the command
     runs, the block is called with their values and the command receives what it returns
-    (a record of the raw values: parsing and errors stay in the command).
+    (a record of the raw values: parsing and errors stay in the command). A block may itself
+    be decorated with ``with_options`` (``loop_options`` holds :func:`size_options`).
     """
 
     def decorate(fn: F) -> F:
