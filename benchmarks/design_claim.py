@@ -276,6 +276,8 @@ def collect(args: argparse.Namespace) -> None:
         if design_row is not None:
             ranking["design_rank"] = 1 + order.index(design_row)
             ranking["design_behind_best"] = order[0]["test_accuracy"] - design_row["test_accuracy"]
+            ranking["design_objective_rank"] = 1 + sum(d["objective"] > design_row["objective"]
+                                                       for d in seed0)
     ranking["rows"] = [{k: d[k] for k in ("network", "spec_name", "macs", "params", "layers",
                                           "objective", "entropy", "effectiveness",
                                           "test_accuracy")} for d in seed0]
@@ -347,7 +349,9 @@ def verdict(groups: list[dict[str, Any]], ranking: dict[str, Any]) -> dict[str, 
             sentence += (f" (difference {diff['difference']:+.2f}, {100 * diff['level']:.0f} % "
                          f"paired bootstrap interval {diff['low']:+.2f} to {diff['high']:+.2f})")
         if "design_rank" in ranking:
-            sentence += (f"; the design, which has the highest objective, ranks "
+            by_objective = ("the highest objective" if ranking["design_objective_rank"] == 1
+                            else f"objective rank {ranking['design_objective_rank']}")
+            sentence += (f"; the design, which has {by_objective}, ranks "
                          f"{ranking['design_rank']} of {ranking['architectures']} by trained "
                          f"accuracy, {100 * ranking['design_behind_best']:.2f} points behind "
                          "the best")

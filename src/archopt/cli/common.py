@@ -174,7 +174,6 @@ def size_options(train_size: TrainSizeOpt = None, test_size: TestSizeOpt = None,
                        alias(test_size, test_subset, "--test-size", "--test-subset"))
 
 
-
 def comma_list(text: str | None, parse: Callable[[str], T],
                error: Callable[[str], Exception]) -> tuple[T, ...] | None:
     """``"3, 5,"`` -> ``(parse("3"), parse("5"))``: empty items are skipped; None stays None.
