@@ -220,7 +220,8 @@ def run_scratch(r: dict[str, Any], args: argparse.Namespace, ds: Any, widths: li
 # -- DenseNet on Fashion-MNIST ------------------------------------------------------------------
 
 DN_TASK = "densenet-connections"
-DN_METHODS = ("archopt", "tp-magnitude", "random", "scratch-archopt", "scratch-tp-magnitude")
+DN_METHODS = ("archopt", "tp-magnitude", "tp-taylor", "random", "scratch-archopt",
+              "scratch-tp-magnitude")
 
 
 def dn_spec() -> dict[str, Any]:
@@ -334,12 +335,13 @@ def dn_run(r: dict[str, Any], args: argparse.Namespace, ds: Any, runs: Path) -> 
         return {"params": count_params(model), "macs": count_macs(model, shape),
                 "test_error": err, "cpu_seconds_train": sec,
                 "epochs": pre + args.dn_finetune_epochs}
-    target = read_json(runs / f"dn-archopt_{lv}_s{seed}.json")["params"]
+    target = dn_record(args, runs, f"dn-archopt_{lv}_s{seed}")["params"]
     full = spec.build()
     full.load_state_dict(load_checkpoint(runs / f"dn-full_s{seed}.pt")["model"])
     t0 = cpu()
-    if r["kind"] == "tp-magnitude":
-        info = tp_prune_to_params(full, target, ds, importance="magnitude", seed=seed)
+    if r["kind"].startswith("tp-"):
+        info = tp_prune_to_params(full, target, ds, importance=r["kind"].removeprefix("tp-"),
+                                  seed=seed)
         model = full
     else:
         sup = MaskedDenseNet(spec)
@@ -357,24 +359,84 @@ def dn_run(r: dict[str, Any], args: argparse.Namespace, ds: Any, runs: Path) -> 
             "cpu_seconds_finetune": ft, **info}
 
 
+def dn_record(args: argparse.Namespace, runs: Path, name: str) -> dict[str, Any]:
+    """A finished run's record: from ``runs``, else from the results file."""
+    path = runs / f"{name}.json"
+    return read_json(path) if path.exists() else dn_previous(args)[name]
+
+
+def dn_needs(r: dict[str, Any]) -> list[str]:
+    """The runs whose files run ``r`` reads: pruning methods read the trained full network and
+    archopt's params; a scratch run reads its source's compact module."""
+    seed, lv = r["seed"], r.get("level")
+    if r["kind"] in ("full", "archopt"):
+        return []
+    if r["kind"].startswith("scratch-"):
+        return [f"dn-{r['kind'].removeprefix('scratch-')}_{lv}_s{seed}"]
+    return [f"dn-full_s{seed}", f"dn-archopt_{lv}_s{seed}"]
+
+
+def dn_previous(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Finished DenseNet runs recorded in the results file (a run folder does not outlive its
+    machine; the results file is committed)."""
+    path = Path(args.results) / "shrink_compare.json"
+    if not path.exists():
+        return {}
+    dn = json.loads(path.read_text()).get("densenet") or {}
+    return {r["name"]: r for r in dn.get("runs", [])}
+
+
+def dn_done(args: argparse.Namespace, runs: Path) -> set[str]:
+    """Names of the finished runs: those in ``runs`` plus those of the results file whose
+    dependents are finished too (a recorded run whose files a pending run still reads is run
+    again)."""
+    planned = dn_plan(args)
+    here = {r["name"] for r in planned if (runs / f"{r['name']}.json").exists()}
+    prev = set(dn_previous(args)) & {r["name"] for r in planned}
+    while True:
+        keep = {n for n in prev
+                if all(q["name"] in here | prev for q in planned if n in dn_needs(q))}
+        if keep == prev:
+            return here | prev
+        prev = keep
+
+
 def dn_execute(args: argparse.Namespace) -> None:
+    """Run the planned DenseNet runs; several workers may share ``--dn-runs``: each run is
+    claimed through a lock folder, and a run waits until the runs it reads are done."""
+    import benchlib
+
     runs = Path(args.dn_runs)
     runs.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     ds = load_dataset("fashion-mnist", data_dir=args.data_dir)
     if args.dn_subset:  # smoke tests only
         ds = ds.subset(train=args.dn_subset, test=args.dn_subset // 4, seed=0)
-    for r in dn_plan(args):
-        path = runs / f"{r['name']}.json"
-        if path.exists():
-            continue
-        t0, w0 = cpu(), time.perf_counter()
-        out = dn_run(r, args, ds, runs)
-        rec = {**r, **out, "cpu_seconds": cpu() - t0, "wall_seconds": time.perf_counter() - w0,
-               "loadavg_end": os.getloadavg()[0]}
-        atomic_write_json(path, rec)
-        print(f"{r['name']}: error {rec['test_error']:.4f}, params {rec['params']}, "
-              f"{rec['cpu_seconds']:.1f} CPU s", flush=True)
+    while True:
+        done = dn_done(args, runs)
+        todo = [r for r in dn_plan(args) if r["name"] not in done]
+        if not todo:
+            return
+        ran = False
+        for r in todo:
+            if not all(n in done for n in dn_needs(r)):
+                continue
+            with benchlib.claim(runs / "locks" / r["name"]) as mine:
+                path = runs / f"{r['name']}.json"
+                if not mine or path.exists():
+                    continue
+                t0, w0 = cpu(), time.perf_counter()
+                out = dn_run(r, args, ds, runs)
+                rec = {**r, **out, "cpu_seconds": cpu() - t0,
+                       "wall_seconds": time.perf_counter() - w0,
+                       "loadavg_end": os.getloadavg()[0]}
+                atomic_write_json(path, rec)
+                print(f"{r['name']}: error {rec['test_error']:.4f}, params {rec['params']}, "
+                      f"{rec['cpu_seconds']:.1f} CPU s", flush=True)
+                ran = True
+                break
+        if not ran:
+            time.sleep(20)
 
 
 def dn_collect(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -589,8 +651,9 @@ def main() -> None:
     ap.add_argument("--task", choices=["mlp", "densenet"], default="mlp")
     ap.add_argument("--dn-search-epochs", type=int, default=2)
     ap.add_argument("--dn-finetune-epochs", type=int, default=1)
-    ap.add_argument("--dn-penalties", type=parse_penalty, nargs="+", default=[2**-4])
-    ap.add_argument("--dn-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--dn-penalties", type=parse_penalty, nargs="+",
+                    default=[2**-1, 2**-3, 2**-5])
+    ap.add_argument("--dn-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--dn-runs", default="runs/shrink_compare_densenet")
     ap.add_argument("--dn-subset", type=int, default=None, help="smoke tests: a train subset")
     args = ap.parse_args()
