@@ -530,14 +530,21 @@ def shrink_compare(d: dict[str, Any]) -> str:
                    _shrink_rows(d["table"]), "lllrrrr"))
     dn = d.get("densenet")
     if dn:
-        out += (f"\nDenseNet: {dn['network']}; {dn['search']['epochs']} search epochs, "
-                f"fine-tuning {dn['finetune']['epochs']} epoch(s); seeds {dn['seeds']}; "
-                f"complete: {_yes(dn['complete'])}.\n\n"
-                + table(["eps0", "method", "seed", "params", "MACs", "test error", "CPU-s"],
-                        [(r["level"], r["method"], r["seed"], intc(r["params"]),
-                          intc(r.get("macs")), pct(r["test_error"]),
-                          num(r.get("cpu_seconds_total"), 0)) for r in dn["table"]],
-                        "lllrrrr"))
+        tp = dn["torch_pruning"]
+        out += (f"\nDenseNet: {dn['network']}; {dn['search']['epochs']} search epochs (batch "
+                f"{dn['search']['batch']}, lr {dn['search']['lr']}, {dn['search']['augment']}); "
+                f"full network trained {dn['full_network'][0]['epochs']} epochs; fine-tuning "
+                f"{dn['finetune']['epochs']} epoch(s), scratch {dn['scratch_epochs']} epochs; "
+                f"Torch-Pruning {tp['version']}; seeds {dn['seeds']}; complete: "
+                f"{_yes(dn['complete'])}. Median over seeds; MACs beside params.\n\n"
+                + table(["eps0", "method", "seeds", "params", "MACs", "test error", "min - max",
+                         "CPU-s"],
+                        [(*r[:4], intc(t["macs"]["median"]), *r[4:])
+                         for r, t in zip(_shrink_rows(dn["table"]), dn["table"], strict=True)],
+                        "lllrrrrr"))
+        wins = [f"{p['versus']} {p['level']}: {p['archopt_wins']}/{len(p['seeds'])}"
+                for p in dn["pairs_vs_archopt"]]
+        out += "\nSeeds where archopt has less error than the rival: " + "; ".join(wins) + ".\n"
     return out + "\n![test error against params](/img/results/shrink_compare.png)\n"
 
 

@@ -439,48 +439,57 @@ def dn_execute(args: argparse.Namespace) -> None:
             time.sleep(20)
 
 
+def dn_method(r: dict[str, Any]) -> str:
+    return r["kind"]
+
+
+def dn_total(r: dict[str, Any], full: dict[int, dict[str, Any]]) -> float:
+    """A run's CPU seconds with everything it needs (a pruning method: the full network's
+    training too)."""
+    if r["kind"] == "archopt":
+        return r["cpu_seconds_search"] + r["cpu_seconds_finetune"]
+    if r["kind"].startswith("scratch-"):
+        return r["cpu_seconds_train"]
+    return (full[r["seed"]]["cpu_seconds_train"] + r["cpu_seconds_prune"]
+            + r["cpu_seconds_finetune"])
+
+
 def dn_collect(args: argparse.Namespace) -> dict[str, Any] | None:
     runs = Path(args.dn_runs)
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))}
+    rows = dn_previous(args)
+    rows.update({p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))})
     rows = {k: r for k, r in rows.items() if "kind" in r}
     if not rows:
         return None
     planned = dn_plan(args)
     full = {r["seed"]: r for r in rows.values() if r["kind"] == "full"}
-    table = []
-    for r in sorted(rows.values(), key=lambda r: (r.get("level") or "", r["name"])):
-        if r["kind"] == "full":
-            continue
-        if r["kind"] == "archopt":
-            total = r["cpu_seconds_search"] + r["cpu_seconds_finetune"]
-        elif r["kind"].startswith("scratch-"):
-            total = r["cpu_seconds_train"]
-        else:
-            total = (full[r["seed"]]["cpu_seconds_train"] + r["cpu_seconds_prune"]
-                     + r["cpu_seconds_finetune"])
-        table.append({"level": r["level"], "method": r["kind"], "seed": r["seed"],
-                      "params": r["params"], "macs": r["macs"], "test_error": r["test_error"],
-                      "cpu_seconds_total": total,
-                      **{k: r[k] for k in ("test_error_before_finetune",
-                                           "test_error_mstar_bn_recalibrated",
-                                           "target_params", "connections_per_block",
-                                           "weight_usage_rate") if k in r}})
+    levels = [penalty_label(p) for p in args.dn_penalties]
+    full_params = next(iter(full.values()))["params"] if full else None
+    table = summary_table(rows, levels, DN_METHODS, dn_method, lambda r: dn_total(r, full),
+                          full_params)
+    tp_global = {r.get("global_pruning") for r in rows.values() if r["kind"].startswith("tp-")}
     return {"network": dn_spec()["name"] + ", Fashion-MNIST 60k/10k, d = 45",
             "search": {"optimizer": "SNG", "eta": "1/d", "lambda": 2, "batch": 32,
                        "epochs": args.dn_search_epochs, "lr": 0.1, "augment": "pad-crop + flip",
-                       "eps0_levels": [penalty_label(p) for p in args.dn_penalties]},
+                       "eps0_levels": levels},
             "full_network": [{k: r[k] for k in ("seed", "params", "macs", "test_error",
                                                 "cpu_seconds_train", "epochs")}
-                             for r in full.values()],
+                             for r in sorted(full.values(), key=lambda r: r["seed"])],
             "finetune": {"epochs": args.dn_finetune_epochs, "batch": 64,
                          "recipe": "SGD Nesterov 0.9, wd 1e-4, lr 0.1 x0.1 at 1/2 and 3/4, "
                                    "pad-crop + flip"},
             "scratch_epochs": 2 * args.dn_search_epochs + args.dn_finetune_epochs,
-            "torch_pruning": "MetaPruner, GroupMagnitudeImportance(p=2), local, "
-                             "iterative_steps=400, pruning_ratio=1.0, stepped to the target",
+            "torch_pruning": {"version": _tp_version(), "pruner": "MetaPruner",
+                              "importances": "GroupMagnitudeImportance(p=2), "
+                                             "GroupTaylorImportance()",
+                              "global_pruning": sorted(tp_global, key=str),
+                              "iterative_steps": 400, "pruning_ratio": 1.0,
+                              "stepped": "to the step closest to the target params"},
             "seeds": args.dn_seeds, "complete": all(r["name"] in rows for r in planned),
             "missing_runs": [r["name"] for r in planned if r["name"] not in rows],
-            "table": table}
+            "table": table,
+            "pairs_vs_archopt": pairs_vs_archopt(rows, levels, DN_METHODS, dn_method),
+            "runs": sorted(rows.values(), key=lambda r: r["name"])}
 
 
 def execute(args: argparse.Namespace) -> None:
@@ -520,60 +529,91 @@ def summarise(vals: list[float]) -> dict[str, float]:
             "n": len(a)}
 
 
-def collect(args: argparse.Namespace) -> None:
-    runs = Path(args.runs)
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))}
-    rows = {k: r for k, r in rows.items() if "kind" in r}
-    planned = plan(args)
-    full_cpu = {r["seed"]: r["cpu_seconds_train"] for r in rows.values() if r["kind"] == "full"}
-    methods = ["archopt", *PRUNERS, "scratch-archopt", "scratch-uniform", "scratch-random"]
+def summary_table(rows: dict[str, dict[str, Any]], levels: list[str], methods: Any,
+                  method_of: Any, total_of: Any, full_params: int | None
+                  ) -> list[dict[str, Any]]:
+    """One row per (level, method): params, test error and CPU seconds over seeds (median,
+    min, max), the per-seed errors, and what the method records beside them."""
     table = []
-    for lv in [penalty_label(p) for p in args.penalties]:
+    for lv in levels:
         for m in methods:
-            sel = [r for r in rows.values() if r.get("level") == lv and
-                   (r["kind"] == m or f"scratch-{r.get('source')}" == m)]
+            sel = sorted((r for r in rows.values()
+                          if r.get("level") == lv and method_of(r) == m), key=lambda r: r["seed"])
             if not sel:
                 continue
-            totals = []
-            for r in sel:
-                if r["kind"] == "archopt":
-                    totals.append(r["cpu_seconds_search"] + r["cpu_seconds_finetune"])
-                elif r["kind"] in PRUNERS:
-                    totals.append(full_cpu.get(r["seed"], float("nan")) + r["cpu_seconds_prune"]
-                                  + r["cpu_seconds_finetune"])
-                else:
-                    totals.append(r["cpu_seconds_train"])
-            full_p = mlp_params(784, [args.width] * 3, 10)
-            row = {"level": lv, "method": m, "seeds": sorted(r["seed"] for r in sel),
+            row = {"level": lv, "method": m, "seeds": [r["seed"] for r in sel],
                    "params": summarise([r["params"] for r in sel]),
-                   "params_fraction": summarise([r["params"] / full_p for r in sel]),
                    "test_error": summarise([r["test_error"] for r in sel]),
                    "test_error_per_seed": {r["seed"]: r["test_error"] for r in sel},
-                   "cpu_seconds_total": summarise(totals)}
-            if "test_error_before_finetune" in sel[0]:
-                row["test_error_before_finetune"] = summarise(
-                    [r["test_error_before_finetune"] for r in sel])
-            if m == "archopt":
-                row["test_error_mstar_rescaled"] = summarise(
-                    [r["test_error_mstar_rescaled"] for r in sel])
-                row["widths_per_seed"] = {r["seed"]: r["widths"] for r in sel}
+                   "cpu_seconds_total": summarise([total_of(r) for r in sel])}
+            if full_params:
+                row["params_fraction"] = summarise([r["params"] / full_params for r in sel])
+            if "macs" in sel[0]:
+                row["macs"] = summarise([r["macs"] for r in sel])
+            for k in ("test_error_before_finetune", "test_error_mstar_rescaled",
+                      "test_error_mstar_bn_recalibrated", "weight_usage_rate"):
+                if k in sel[0]:
+                    row[k] = summarise([r[k] for r in sel])
+            for k in ("widths", "connections_per_block"):
+                if k in sel[0] and m == "archopt":
+                    row[f"{k}_per_seed"] = {r["seed"]: r[k] for r in sel}
             if "target_params" in sel[0]:
                 row["max_params_gap"] = max(abs(r["params"] / r["target_params"] - 1)
                                             for r in sel)
             table.append(row)
-    verdict = []
-    for lv in [penalty_label(p) for p in args.penalties]:
+    return table
+
+
+def pairs_vs_archopt(rows: dict[str, dict[str, Any]], levels: list[str], methods: Any,
+                     method_of: Any) -> list[dict[str, Any]]:
+    """Per level and rival, the seeds both finished: how often archopt has less test error,
+    and the median of (rival - archopt) error in points (positive: archopt better)."""
+    out = []
+    for lv in levels:
         arch = {r["seed"]: r["test_error"] for r in rows.values()
-                if r["kind"] == "archopt" and r["level"] == lv}
-        for m in methods[1:]:
-            other = {r["seed"]: r["test_error"] for r in rows.values() if r.get("level") == lv
-                     and (r["kind"] == m or f"scratch-{r.get('source')}" == m)}
+                if r.get("level") == lv and method_of(r) == "archopt"}
+        for m in methods:
+            if m == "archopt":
+                continue
+            other = {r["seed"]: r["test_error"] for r in rows.values()
+                     if r.get("level") == lv and method_of(r) == m}
             seeds = sorted(set(arch) & set(other))
             if seeds:
                 diffs = [100 * (other[s] - arch[s]) for s in seeds]
-                verdict.append({"level": lv, "versus": m, "seeds": seeds,
-                                "archopt_wins": sum(d > 0 for d in diffs),
-                                "median_points_archopt_better": statistics.median(diffs)})
+                out.append({"level": lv, "versus": m, "seeds": seeds,
+                            "archopt_wins": sum(d > 0 for d in diffs),
+                            "median_points_archopt_better": statistics.median(diffs)})
+    return out
+
+
+def mlp_method(r: dict[str, Any]) -> str:
+    return f"scratch-{r['source']}" if r["kind"] == "scratch" else r["kind"]
+
+
+def collect(args: argparse.Namespace) -> None:
+    runs = Path(args.runs)
+    prev = Path(args.results) / "shrink_compare.json"
+    # a run folder does not outlive its machine; the results file keeps every finished run
+    rows = ({r["name"]: r for r in json.loads(prev.read_text()).get("runs", [])}
+            if prev.exists() else {})
+    rows.update({p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))})
+    rows = {k: r for k, r in rows.items() if "kind" in r}
+    planned = plan(args)
+    full_cpu = {r["seed"]: r["cpu_seconds_train"] for r in rows.values() if r["kind"] == "full"}
+    methods = ["archopt", *PRUNERS, "scratch-archopt", "scratch-uniform", "scratch-random"]
+    levels = [penalty_label(p) for p in args.penalties]
+
+    def total(r: dict[str, Any]) -> float:
+        if r["kind"] == "archopt":
+            return r["cpu_seconds_search"] + r["cpu_seconds_finetune"]
+        if r["kind"] in PRUNERS:
+            return (full_cpu.get(r["seed"], float("nan")) + r["cpu_seconds_prune"]
+                    + r["cpu_seconds_finetune"])
+        return r["cpu_seconds_train"]
+
+    table = summary_table(rows, levels, methods, mlp_method, total,
+                          mlp_params(784, [args.width] * 3, 10))
+    verdict = pairs_vs_archopt(rows, levels, methods, mlp_method)
     fulls = [r for r in rows.values() if r["kind"] == "full"]
     res = {"benchmark": "shrink_compare", "task": "mlp",
            "network": f"784-{args.width}-{args.width}-{args.width}-10 ReLU, MNIST 60k/10k",
@@ -599,7 +639,7 @@ def collect(args: argparse.Namespace) -> None:
     res["densenet"] = dn_collect(args)
     out = Path(args.results)
     atomic_write_json(out / "shrink_compare.json", res)
-    plot(table, out / "shrink_compare.png", args)
+    plot(res, out / "shrink_compare.png", args)
     print(f"{len(rows)} of {len(planned)} runs -> {out / 'shrink_compare.json'}")
 
 
@@ -612,13 +652,7 @@ def _tp_version() -> str | None:
         return None
 
 
-def plot(table: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def _panel(ax: Any, table: list[dict[str, Any]], title: str) -> None:
     for m in sorted({r["method"] for r in table}, key=str):
         pts = sorted((r["params"]["median"], 100 * r["test_error"]["median"],
                       100 * r["test_error"]["min"], 100 * r["test_error"]["max"])
@@ -627,9 +661,24 @@ def plot(table: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> N
         ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=m)
     ax.set_xlabel("parameters (median over seeds)")
     ax.set_ylabel("test error, % (median, min-max)")
-    ax.set_title(f"MNIST, 784-{args.width}x3 MLP shrunk: equal params, equal fine-tuning")
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+
+
+def plot(res: dict[str, Any], path: Path, args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dn = res.get("densenet")
+    fig, axes = plt.subplots(1, 2 if dn else 1, figsize=(12 if dn else 7, 4.5), squeeze=False)
+    _panel(axes[0][0], res["table"],
+           f"MNIST, 784-{args.width}x3 MLP shrunk: equal params, equal fine-tuning")
+    if dn:
+        _panel(axes[0][1], dn["table"],
+               "Fashion-MNIST, DenseNet-16 shrunk: equal params, equal fine-tuning")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
