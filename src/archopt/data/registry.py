@@ -25,10 +25,12 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import json
 import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -310,10 +312,18 @@ def _digits(_: Any = None) -> ImageDataset:
                         num_classes=10, class_names=tuple(str(i) for i in range(10)))
 
 
-def _idx_files(md5s: dict[str, tuple[str, str]]) -> dict[str, FileSpec]:
-    stems = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-    return {k: FileSpec((f"{s}.gz", s), *md5s[k]) for k, s in stems.items()}
+@functools.lru_cache(maxsize=1)
+def _checksums() -> dict[str, Any]:
+    """The checksum table (``checksums.json`` beside this module): dataset -> file key ->
+    ``{"names", "md5", "content_md5"}``."""
+    text = resources.files("archopt.data").joinpath("checksums.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _files(dataset: str) -> dict[str, FileSpec]:
+    """The files of ``dataset`` as :class:`FileSpec` records, from the checksum table."""
+    return {k: FileSpec(tuple(f["names"]), f["md5"], f.get("content_md5"))
+            for k, f in _checksums()[dataset].items()}
 
 
 _DIGITS = tuple(str(i) for i in range(10))
@@ -325,45 +335,26 @@ register_dataset(DatasetInfo(
     description="scikit-learn's 8x8 handwritten digits (1347 train / 450 test, stratified, "
                 "seed 0); embedded, no download"))
 register_dataset(DatasetInfo(
-    "mnist", "mnist", _idx_files({
-        "train_images": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-        "train_labels": ("d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-        "test_images": ("9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-        "test_labels": ("ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
-    }), "http://yann.lecun.com/exdb/mnist/", 10, 1, 28, _idx_loader("mnist", _DIGITS),
+    "mnist", "mnist", _files("mnist"), "http://yann.lecun.com/exdb/mnist/", 10, 1, 28,
+    _idx_loader("mnist", _DIGITS),
     description="MNIST handwritten digits, 28x28x1, 60k/10k"))
 register_dataset(DatasetInfo(
-    "fashion-mnist", "fashion-mnist", _idx_files({
-        "train_images": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-        "train_labels": ("25c81989df183df01b3e8a0aad5dffbe", "9018921c3c673c538a1fc5bad174d6f9"),
-        "test_images": ("bef4ecab320f06d8554ea6380940ec79", "8181f5470baa50b63fa0f6fddb340f0a"),
-        "test_labels": ("bb300cfdad3c16e7a12a480ee83cd310", "15d484375f8d13e6eb1aabb0c3f46965"),
-    }), "https://github.com/zalandoresearch/fashion-mnist", 10, 1, 28,
+    "fashion-mnist", "fashion-mnist", _files("fashion-mnist"),
+    "https://github.com/zalandoresearch/fashion-mnist", 10, 1, 28,
     _idx_loader("fashion-mnist", _FASHION), aliases=("fashion_mnist", "fmnist"),
     description="Fashion-MNIST (Zalando), 28x28x1, 60k/10k"))
 register_dataset(DatasetInfo(
-    "cifar10", "cifar-10-batches-py", {
-        **{f"data_batch_{i}": FileSpec((f"data_batch_{i}",), m) for i, m in enumerate([
-            "c99cafc152244af753f735de768cd75f", "d4bba439e000b95fd0a9bffe97cbabec",
-            "54ebc095f3ab1f0389bbae665268c751", "634d18415352ddfa80567beed471001a",
-            "482c414d41f54cd18b22e5b47cb7c3cb"], start=1)},
-        "test_batch": FileSpec(("test_batch",), "40351d587109b95175f43aff81a1287e"),
-        "batches.meta": FileSpec(("batches.meta",), "5ff9c542aee3614f3951f8cda6e48888"),
-    }, "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python version)", 10, 3, 32,
+    "cifar10", "cifar-10-batches-py", _files("cifar10"),
+    "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python version)", 10, 3, 32,
     _cifar_loader("cifar10", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
                   "batches.meta", "labels", "label_names"), aliases=("cifar-10",),
     description="CIFAR-10, 32x32x3, 50k/10k"))
 register_dataset(DatasetInfo(
-    "cifar100", "cifar-100-python", {
-        "train": FileSpec(("train",), "16019d7e3df5f24257cddd939b257f8d"),
-        "test": FileSpec(("test",), "f0ef6b0ae62326f3e7ffdfab6717acfc"),
-        "meta": FileSpec(("meta",), "7973b15100ade9c7d40fb424638fde48"),
-    }, "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-100 python version)", 100, 3, 32,
+    "cifar100", "cifar-100-python", _files("cifar100"),
+    "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-100 python version)", 100, 3, 32,
     _cifar_loader("cifar100", ["train"], "test", "meta", "fine_labels", "fine_label_names"),
     aliases=("cifar-100",), description="CIFAR-100 (fine labels), 32x32x3, 50k/10k"))
 register_dataset(DatasetInfo(
-    "svhn", "svhn", {
-        "train": FileSpec(("train_32x32.mat",), "e26dedcc434d2e4c54c9b2d4a06d8373"),
-        "test": FileSpec(("test_32x32.mat",), "eb5a983be6a315427106f1b164d9cef3"),
-    }, "http://ufldl.stanford.edu/housenumbers/ (format 2, *_32x32.mat)", 10, 3, 32, _svhn,
+    "svhn", "svhn", _files("svhn"),
+    "http://ufldl.stanford.edu/housenumbers/ (format 2, *_32x32.mat)", 10, 3, 32, _svhn,
     description="SVHN cropped digits, 32x32x3, 73k/26k (label 10 -> 0)"))
