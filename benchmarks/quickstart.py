@@ -16,6 +16,7 @@ Python start-up; results merged into one JSON file, each case written as it fini
   Run these alone on the machine, so that nothing else shares the cores.
 - ``busy-base``: ``busy-auto`` without the onnx extra, as the README's ``pip install -e .``
   installs it (no onnxruntime latency, no ONNX export).
+- every case: ``--repeat N`` runs it N times (``wall_s`` the median, ``wall_s_runs`` each).
 - ``concurrent``: two ``archopt run --epochs 1`` on one ``--out`` folder, the second started
   once the first holds the folder's lock: what each prints, its exit status, and the folder
   afterwards.
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,7 +60,7 @@ def _figures(folder: Path) -> dict[str, Any]:
     summary = read_json(folder / "summary.json")
     cfg = read_json(folder / "config.json")
     out: dict[str, Any] = {"torch_threads": cfg.get("environment", {}).get("torch_threads")}
-    for key in ("designed", "baseline", "stage_seconds", "seconds"):
+    for key in ("designed", "baselines", "stage_seconds", "seconds"):
         out[key] = summary.get(key)
     return out
 
@@ -187,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cap", type=float, default=150.0,
                    help="seconds after which busy-torch-default is stopped")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run each case this many times; the figures are the last run's, "
+                        "wall_s the median")
     a = p.parse_args(argv)
     names = [c.strip() for c in a.cases.split(",") if c.strip()]
     unknown = [c for c in names if c not in CASES]
@@ -196,7 +201,14 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="archopt-quickstart-"))
     try:
         for name in names:
-            res = CASES[name](tmp, a)
+            reps = []
+            for i in range(a.repeat):
+                (tmp / f"rep{i}").mkdir()
+                reps.append(CASES[name](tmp / f"rep{i}", a))
+            res = reps[-1]
+            if a.repeat > 1:
+                res["wall_s_runs"] = [r["wall_s"] for r in reps]
+                res["wall_s"] = statistics.median(res["wall_s_runs"])
             res["machine"] = environment_info()
             res["affinity_cores"] = sorted(os.sched_getaffinity(0))
             res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -993,6 +993,11 @@ def export_roundtrip(d: dict[str, Any]) -> str:
             f"within {max(r['max_abs_diff'] for r in d['rows']):.1e}.\n")
 
 
+def _walls(c: dict[str, Any]) -> str:
+    runs = c.get("wall_s_runs")
+    return f"{c['wall_s']:.1f}" + (f" ({', '.join(f'{w:.1f}' for w in runs)})" if runs else "")
+
+
 @renderer("quickstart_fresh_venv", ORDER[4], "`archopt run` in a fresh venv, beside a busy loop")
 def quickstart_fresh_venv(d: dict[str, Any]) -> str:
     rows = []
@@ -1000,15 +1005,22 @@ def quickstart_fresh_venv(d: dict[str, Any]) -> str:
         if "designed" not in c:
             continue
         env = {k: v for k, v in c["threads_env"].items() if v}
-        rows.append((name, ", ".join(f"{k}={v}" for k, v in env.items()) or "default",
-                     c["torch_threads"], f"{c['wall_s']:.1f}",
-                     pct(c["designed"]["test_accuracy"]), pct(c["baseline"]["test_accuracy"]),
-                     pct(c["designed"]["test_macro_f1"]), pct(c["baseline"]["test_macro_f1"])))
-    return ("`archopt run` (the digits default) from a fresh virtual environment, with one "
-            "CPU-bound busy loop on the other core.\n\n"
-            + table(["case", "thread setting", "torch threads", "wall s",
-                     "designed acc", "baseline acc", "designed macro-F1", "baseline macro-F1"],
-                    rows, "llrrrrrr"))
+        nets = [("design", c["designed"])] + [(f"{k} baseline", v) for k, v in
+                                              (c.get("baselines") or {}).items()]
+        for i, (what, n) in enumerate(nets):
+            rows.append((name if i == 0 else "",
+                         (", ".join(f"{k}={v}" for k, v in env.items()) or "default")
+                         if i == 0 else "",
+                         c["torch_threads"] if i == 0 else "",
+                         _walls(c) if i == 0 else "",
+                         f"{what}: {n['name']}", intc(n["params"]), intc(n["macs"]),
+                         pct(n["test_accuracy"]), pct(n["test_macro_f1"]),
+                         num(n.get("seconds"), 1)))
+    return ("`archopt run` (the digits default) from a fresh virtual environment (`pip install "
+            "-e .`, no extras), with one CPU-bound busy loop on the other core. Wall seconds: "
+            "the median, each run in brackets; the networks' figures are the last run's.\n\n"
+            + table(["case", "thread setting", "torch threads", "wall s", "network", "params",
+                     "MACs", "test acc", "macro-F1", "train s"], rows, "llrrlrrrrr"))
 
 
 @renderer("bad_input_census", ORDER[4], "116 bad inputs through the `archopt` command")
