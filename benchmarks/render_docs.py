@@ -542,9 +542,7 @@ def shrink_compare(d: dict[str, Any]) -> str:
                         [(*r[:4], intc(t["macs"]["median"]), *r[4:])
                          for r, t in zip(_shrink_rows(dn["table"]), dn["table"], strict=True)],
                         "lllrrrrr"))
-        wins = [f"{p['versus']} {p['level']}: {p['archopt_wins']}/{len(p['seeds'])}"
-                for p in dn["pairs_vs_archopt"]]
-        out += "\nSeeds where archopt has less error than the rival: " + "; ".join(wins) + ".\n"
+    out += "\n" + shrink_verdict(d) + "\n"
     return out + "\n![test error against params](/img/results/shrink_compare.png)\n"
 
 
@@ -1198,18 +1196,51 @@ def glance_structure() -> tuple[str, str, str, str]:
             "methods/structure.md")
 
 
+def _shrink_counts(pairs: list[dict[str, Any]]) -> str:
+    """Per rival, over every level: seed pairs archopt wins / pairs, and the median over those
+    pairs of the rival's error minus archopt's in points (positive: archopt better)."""
+    out = []
+    for v in dict.fromkeys(p["versus"] for p in pairs):
+        sel = [p for p in pairs if p["versus"] == v]
+        n = sum(len(p["seeds"]) for p in sel)
+        wins = sum(p["archopt_wins"] for p in sel)
+        med = statistics.median(x for p in sel for x in p["points_archopt_better"])
+        out.append(f"{v} {wins}/{n} ({med:+.2f})")
+    return ", ".join(out)
+
+
+def shrink_verdict(d: dict[str, Any]) -> str:
+    """The learned structure against each rival, both tasks, from shrink_compare.json."""
+    out = (f"Seed pairs in which archopt's fine-tuned structure has less test error than the "
+           f"rival, over every size (median of the rival's error minus archopt's, points; "
+           f"positive: archopt better). MLP on MNIST: {_shrink_counts(d['pairs_vs_archopt'])}.")
+    dn = d.get("densenet")
+    if dn and dn.get("pairs_vs_archopt"):
+        out += (f" DenseNet on Fashion-MNIST ({len(dn['full_network'])} seed(s)"
+                f"{'' if dn['complete'] else ', grid incomplete'}): "
+                f"{_shrink_counts(dn['pairs_vs_archopt'])}.")
+    return out
+
+
 def _glance_shrink() -> str:
     """Learned structure vs Torch-Pruning at equal params (shrink_compare.json), or nothing."""
     if not (RESULTS / "shrink_compare.json").exists():
         return ""
-    t = _load("shrink_compare")["table"]
+    d = _load("shrink_compare")
+    t = d["table"]
     err = {(r["level"], r["method"]): r["test_error"]["median"] for r in t}
     levels = sorted({r["level"] for r in t})
     lose = sum(err[(lv, "archopt")] > err[(lv, "tp-magnitude")] for lv in levels)
     gap = [100 * (err[(lv, "archopt")] - err[(lv, "tp-magnitude")]) for lv in levels]
-    return (f". Against Torch-Pruning at equal params and fine-tuning (MLP, MNIST, 3 seeds) "
-            f"the learned structure loses at {lose}/{len(levels)} sizes "
-            f"({span(gap, lambda x: f'{x:.2f}')} points more error)")
+    out = (f". Against Torch-Pruning at equal params and fine-tuning (MLP, MNIST, 3 seeds) "
+           f"the learned structure loses at {lose}/{len(levels)} sizes "
+           f"({span(gap, lambda x: f'{x:.2f}')} points more error)")
+    dn = d.get("densenet")
+    if dn and dn.get("pairs_vs_archopt"):
+        out += (f"; DenseNet on Fashion-MNIST ({len(dn['full_network'])} seeds, 3 sizes), seed "
+                f"pairs it wins: {_shrink_counts(dn['pairs_vs_archopt'])} (points, + = "
+                "archopt better)")
+    return out
 
 
 def glance_hbde() -> tuple[str, str, str, str]:
@@ -1325,6 +1356,10 @@ def render_all() -> dict[Path, bytes]:
             index.append(f"### `{stem}`: {about}\n\n--8<-- \"_generated/{stem}.md\"\n")
     out[DOCS / "results" / "index.md"] = "\n".join(index).encode("utf-8")
     out[GENERATED / "glance.md"] = render_glance("").encode("utf-8")
+    if "shrink_compare" in stems:  # quoted by methods/structure.md
+        out[GENERATED / "shrink_compare_verdict.md"] = (
+            source("shrink_compare", _load("shrink_compare")) + "\n"
+            + shrink_verdict(_load("shrink_compare")) + "\n").encode("utf-8")
     readme = README.read_text(encoding="utf-8")
     if GLANCE_BEGIN in readme and GLANCE_END in readme:
         head, rest = readme.split(GLANCE_BEGIN, 1)

@@ -582,7 +582,8 @@ def pairs_vs_archopt(rows: dict[str, dict[str, Any]], levels: list[str], methods
                 diffs = [100 * (other[s] - arch[s]) for s in seeds]
                 out.append({"level": lv, "versus": m, "seeds": seeds,
                             "archopt_wins": sum(d > 0 for d in diffs),
-                            "median_points_archopt_better": statistics.median(diffs)})
+                            "median_points_archopt_better": statistics.median(diffs),
+                            "points_archopt_better": diffs})
     return out
 
 
