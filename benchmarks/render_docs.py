@@ -1214,12 +1214,18 @@ def shrink_verdict(d: dict[str, Any]) -> str:
     out = (f"Seed pairs in which archopt's fine-tuned structure has less test error than the "
            f"rival, over every size (median of the rival's error minus archopt's, points; "
            f"positive: archopt better). MLP on MNIST: {_shrink_counts(d['pairs_vs_archopt'])}.")
-    dn = d.get("densenet")
-    if dn and dn.get("pairs_vs_archopt"):
-        out += (f" DenseNet on Fashion-MNIST ({len(dn['full_network'])} seed(s)"
-                f"{'' if dn['complete'] else ', grid incomplete'}): "
-                f"{_shrink_counts(dn['pairs_vs_archopt'])}.")
-    return out
+    return out + (f" {_dn_clause(d)}." if _dn_clause(d) else "")
+
+
+def _dn_clause(d: dict[str, Any]) -> str:
+    """The DenseNet task's counts (shrink_compare.json), or nothing before its first pair."""
+    dn = d.get("densenet") or {}
+    if not dn.get("pairs_vs_archopt"):
+        return ""
+    return (f"DenseNet on Fashion-MNIST ({len(dn['full_network'])} seed(s), "
+            f"{len(dn['search']['eps0_levels'])} sizes"
+            f"{'' if dn['complete'] else ', grid incomplete'}): "
+            f"{_shrink_counts(dn['pairs_vs_archopt'])}")
 
 
 def _glance_shrink() -> str:
@@ -1235,12 +1241,8 @@ def _glance_shrink() -> str:
     out = (f". Against Torch-Pruning at equal params and fine-tuning (MLP, MNIST, 3 seeds) "
            f"the learned structure loses at {lose}/{len(levels)} sizes "
            f"({span(gap, lambda x: f'{x:.2f}')} points more error)")
-    dn = d.get("densenet")
-    if dn and dn.get("pairs_vs_archopt"):
-        out += (f"; DenseNet on Fashion-MNIST ({len(dn['full_network'])} seeds, 3 sizes), seed "
-                f"pairs it wins: {_shrink_counts(dn['pairs_vs_archopt'])} (points, + = "
-                "archopt better)")
-    return out
+    dn = _dn_clause(d)
+    return out + (f"; seed pairs it wins, {dn} (median points, + = archopt better)" if dn else "")
 
 
 def glance_hbde() -> tuple[str, str, str, str]:
