@@ -36,7 +36,9 @@ meets rho <= 0.3 needs 16.2 M MACs, over the 5 M budget (``archopt design`` says
 Resumable: each run trains in ``--runs/<name>/`` (checkpoint every epoch) and writes
 ``--runs/<name>.json`` when done; a run held by another process (archopt.runs.locking) is skipped.
 ``--collect`` writes ``benchmarks/results/design_claim.json`` and ``design_claim.png`` from
-whatever has finished (partial grids are marked as such).
+whatever has finished (partial grids are marked as such). The results file keeps every finished
+run's record (``runs``), so a worker on a new machine skips them and a collect without the
+run folder loses none.
 
     python benchmarks/design_claim.py --only claim_fashion-mnist_5M     # one worker
     python benchmarks/design_claim.py --collect
@@ -195,10 +197,11 @@ def run_one(r: dict[str, Any], runs: Path, epochs: int) -> dict[str, Any] | None
 
 def worker(args: argparse.Namespace) -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
+    old = previous()
     for r in plan():
         if args.only and not any(r["name"].startswith(p) for p in args.only):
             continue
-        if (args.runs / f"{r['name']}.json").exists():
+        if (args.runs / f"{r['name']}.json").exists() or r["name"] in old:
             continue
         print(f"{time.strftime('%H:%M:%S')} start {r['name']}", flush=True)
         row = run_one(r, args.runs, args.epochs)
@@ -213,13 +216,36 @@ def _stats(v: list[float]) -> dict[str, Any]:
             else None, "min": float(a.min()), "max": float(a.max())}
 
 
+def previous() -> dict[str, dict[str, Any]]:
+    """The finished runs the committed results file records (a run folder does not outlive its
+    machine): every row of ``runs``; for a file written before ``runs`` held the ranking's
+    rows, those are rebuilt from ``ranking.rows`` / ``ranking.second_seed``."""
+    path = RESULTS / "design_claim.json"
+    if not path.exists():
+        return {}
+    old = read_json(path)
+    rows = {r["name"]: r for r in old.get("runs", [])}
+    rk = old.get("ranking") or {}
+    base = {"kind": "rank", "data": rk.get("dataset"), "budget": rk.get("budget")}
+    for r in rk.get("rows", []):
+        name = f"rank_{rk['budget']}_{r['network']}_s0"
+        rows.setdefault(name, {"name": name, **base, "seed": 0, **r})
+    for r in rk.get("second_seed", []):
+        name = f"rank_{rk['budget']}_{r['network']}_s1"
+        rows.setdefault(name, {"name": name, **base, "seed": 1, "network": r["network"],
+                               "test_accuracy": r["seed1"]})
+    return rows
+
+
 def collect(args: argparse.Namespace) -> None:
-    done = {r["name"]: read_json(args.runs / f"{r['name']}.json") for r in plan()
-            if (args.runs / f"{r['name']}.json").exists()}
     planned = plan()
+    old = previous()
+    done = {r["name"]: read_json(args.runs / f"{r['name']}.json")
+            if (args.runs / f"{r['name']}.json").exists() else old[r["name"]]
+            for r in planned if (args.runs / f"{r['name']}.json").exists() or r["name"] in old}
     strip = ("arch", "curve")
-    claim_rows = [{k: v for k, v in d.items() if k not in strip} for d in done.values()
-                  if d["kind"] == "claim"]
+    all_rows = [{k: v for k, v in d.items() if k not in strip} for d in done.values()]
+    claim_rows = [d for d in all_rows if d["kind"] == "claim"]
     groups = []
     for data in DATASETS:
         for label in BUDGETS:
@@ -298,7 +324,8 @@ def collect(args: argparse.Namespace) -> None:
         "recipe": recipe("<dataset>", 0, args.epochs), "rho": RHO, "candidates": CANDIDATES,
         "epochs": args.epochs, "seeds": list(SEEDS), "budgets": BUDGETS,
         "runs_done": len(done), "runs_planned": len(planned),
-        "claim": groups, "ranking": ranking, "runs": claim_rows,
+        "claim": groups, "ranking": ranking,
+        "runs": sorted(all_rows, key=lambda d: d["name"]),
         "machine": {"processor": platform.processor() or platform.machine(),
                     "python": platform.python_version()},
     }
