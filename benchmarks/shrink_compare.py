@@ -28,16 +28,19 @@ keep ~29 / 44 / 65 % of the weights, benchmarks/results/structure_claim.json):
   (archopt's widths; the Torch-Pruning widths, shared by both importances; random's) trained
   from He init for the same total: ``2 x search + finetune`` epochs at batch 64.
 
-Task ``densenet`` (``--task densenet``; one seed and one level unless told, as compute
-allows): connection selection in benchmarks/structure_densenet.py's DenseNet-16 (3 blocks x 4
-layers, growth 12, stride-2 stem, d = 45) on Fashion-MNIST with the paper's dynamics (lr 0.1,
-pad-crop + flip), ``--dn-search-epochs`` of search. archopt selects connections; Torch-Pruning
-prunes channels of the trained full network (:func:`~archopt.structure.shrink.tp_prune_to_params`,
-the authors' progressive pruning to a target, group-L2 magnitude); random selects connections
-of the trained full network at the same params; both compact architectures (archopt's,
-Torch-Pruning's) are also trained from scratch. Same fine-tuning recipe for all
-(``--dn-finetune-epochs`` at batch 64, lr 0.1 x0.1 at 1/2 and 3/4); params matched within 1 %,
-MACs reported beside them.
+Task ``densenet`` (``--task densenet``; levels 2^-1 / 2^-3 / 2^-5, seeds 0-2 by default):
+connection selection in benchmarks/structure_densenet.py's DenseNet-16 (3 blocks x 4 layers,
+growth 12, stride-2 stem, d = 45) on Fashion-MNIST with the paper's dynamics (lr 0.1, pad-crop
++ flip), ``--dn-search-epochs`` of search. archopt selects connections (its params, which the
+level sets but the search decides, are the seed's target); Torch-Pruning prunes channels of the
+trained full network (:func:`~archopt.structure.shrink.tp_prune_to_params`, the authors'
+progressive pruning to a target, global ranking, group-L2 magnitude or first-order Taylor
+importance); random selects connections of the trained full network at the same params; both
+compact architectures (archopt's, Torch-Pruning magnitude's) are also trained from scratch.
+Same fine-tuning recipe for all (``--dn-finetune-epochs`` at batch 64, lr 0.1 x0.1 at 1/2 and
+3/4); params matched within 1 %, MACs reported beside them. Several workers may share
+``--dn-runs`` (each run is claimed by a lock and waits for the runs it reads), and runs the
+results file records count as done, so a grid continues on a new machine.
 
 CPU seconds (``time.process_time``, one thread) are recorded per phase; a method's total
 counts everything it needs (a pruning method: the full network's training + pruning +
