@@ -120,3 +120,19 @@ def test_ctrl_c_then_resume_gives_the_same_result(tmp_path):
         for name in rows:
             for field in ("test_accuracy", "test_macro_f1", "params", "macs"):
                 assert rows[name][field] == refs[name][field], (name, field)
+
+
+def test_verdict_names_the_winner_and_calls_a_zero_difference_a_tie():
+    from archopt.pipeline.run import compare
+
+    designed = {"name": "d", "test_accuracy": 0.99, "test_accuracy_seeds": [0.99, 0.97]}
+    base = {"a": {"name": "A", "test_accuracy": 0.98, "test_accuracy_seeds": [0.98, 0.98]},
+            "b": {"name": "B", "test_accuracy": 0.99,
+                  "test_accuracy_seeds": [0.99 + 1e-9, 0.97 - 1e-9]}}
+    c = compare(designed, base, seeds=2)
+    assert c["design_minus_baseline"]["a"]["points_per_seed"] == pytest.approx([1.0, -1.0])
+    assert c["design_minus_baseline"]["a"]["design_wins"] == 1
+    assert "vs A: a tie (design ahead on 1 of 2 seeds)" in c["verdict"]
+    assert "vs B: a tie" in c["verdict"] and "B wins" not in c["verdict"]
+    c = compare(designed, {"a": {**base["a"], "test_accuracy_seeds": [0.995, 0.99]}}, seeds=2)
+    assert "vs A: A wins by 1.25 points (design ahead on 0 of 2 seeds)" in c["verdict"]

@@ -186,8 +186,9 @@ def compare(designed: dict[str, Any], baselines: dict[str, dict[str, Any]],
         wins = sum(d > 0 for d in diffs)
         out[fam] = {"baseline": row["name"], "points_per_seed": diffs, "mean_points": mean,
                     "design_wins": wins, "seeds": len(diffs)}
-        who = "design wins" if mean > 0 else f"{row['name']} wins" if mean < 0 else "a tie"
-        parts.append(f"vs {row['name']}: {who}" + (f" by {abs(mean):.2f} points" if mean else "")
+        tie = round(abs(mean), 2) == 0  # what would print as 0.00 points is a tie
+        who = "a tie" if tie else "design wins" if mean > 0 else f"{row['name']} wins"
+        parts.append(f"vs {row['name']}: {who}" + ("" if tie else f" by {abs(mean):.2f} points")
                      + (f" (design ahead on {wins} of {len(diffs)} seeds)" if seeds > 1 else ""))
     verdict = (f"test accuracy, designed (DeepMAD) {100 * designed['test_accuracy']:.2f} % "
                f"over {seeds} seed{'s' if seeds > 1 else ''}: " + "; ".join(parts))
