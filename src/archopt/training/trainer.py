@@ -447,8 +447,12 @@ def train(model_or_spec: nn.Module | ArchSpec | str | os.PathLike[str] | dict[st
                 stack.enter_context(lock_folder(folder))
                 stack.enter_context(discard_on_failure(
                     folder, _RUN_FILES, lambda: (folder / CHECKPOINT).exists()))
-            return _train(model, spec, note, data, cfg, folder, resume, progress, callbacks,
-                          env)
+            result = _train(model, spec, note, data, cfg, folder, resume, progress,
+                            callbacks, env)
+            # every rank leaves together: a rank that tears its process group down while
+            # rank 0 still measures and writes can abort in gloo's teardown
+            env.barrier()
+            return result
     except WriteError as err:  # a full disk: the last checkpoint, if any, is kept
         if folder is not None and (folder / CHECKPOINT).exists():
             raise write_error_kept(err) from None
