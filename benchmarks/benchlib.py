@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from archopt.errors import FolderInUse
-from archopt.runs import atomic_write_json, environment_info
+from archopt.runs import atomic_write_json, environment_info, read_json
 from archopt.runs.locking import lock_folder
 
-__all__ = ["claim", "cpu_name", "job_slot", "machine", "write_results"]
+__all__ = ["claim", "cpu_name", "job_slot", "machine", "recorded_runs", "write_results"]
 
 
 def cpu_name() -> str:
@@ -45,6 +45,20 @@ def write_results(path: str | os.PathLike[str], obj: Any) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_json(p, obj)
+
+
+def recorded_runs(path: str | os.PathLike[str], section: str | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """The finished runs a results file records (its ``runs`` list, or that of its
+    ``section``), by name; empty when the file does not exist. A run folder does not outlive its
+    machine; the committed results file does, so a grid continues from it."""
+    p = Path(path)
+    if not p.exists():
+        return {}
+    doc = read_json(p)
+    if section is not None:
+        doc = doc.get(section) or {}
+    return {r["name"]: r for r in doc.get("runs", [])}
 
 
 @contextlib.contextmanager

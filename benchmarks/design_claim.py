@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+import benchlib
 from archopt.data import load_dataset
 from archopt.design import Budgets, DesignOptions, design, score_spec
 from archopt.design.ranking import rank_correlations, spearman_difference
@@ -221,11 +222,8 @@ def previous() -> dict[str, dict[str, Any]]:
     machine): every row of ``runs``; for a file written before ``runs`` held the ranking's
     rows, those are rebuilt from ``ranking.rows`` / ``ranking.second_seed``."""
     path = RESULTS / "design_claim.json"
-    if not path.exists():
-        return {}
-    old = read_json(path)
-    rows = {r["name"]: r for r in old.get("runs", [])}
-    rk = old.get("ranking") or {}
+    rows = benchlib.recorded_runs(path)
+    rk = (read_json(path).get("ranking") or {}) if rows else {}
     base = {"kind": "rank", "data": rk.get("dataset"), "budget": rk.get("budget")}
     for r in rk.get("rows", []):
         name = f"rank_{rk['budget']}_{r['network']}_s0"

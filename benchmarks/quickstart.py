@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -63,6 +64,18 @@ def _figures(folder: Path) -> dict[str, Any]:
     for key in ("designed", "baselines", "stage_seconds", "seconds"):
         out[key] = summary.get(key)
     return out
+
+
+def _scrub(obj: Any, root: Path) -> Any:
+    """``obj`` with the scratch folder's paths (``root`` and its ``rep<i>`` folders) written as
+    ``TMP``, so that no machine path reaches the results file."""
+    if isinstance(obj, dict):
+        return {k: _scrub(v, root) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub(v, root) for v in obj]
+    if isinstance(obj, str):
+        return re.sub(re.escape(str(root)) + r"(/rep\d+)?", "TMP", obj)
+    return obj
 
 
 def _run(args: list[str], env: dict[str, str], cap: float | None = None) -> dict[str, Any]:
@@ -205,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(a.repeat):
                 (tmp / f"rep{i}").mkdir()
                 reps.append(CASES[name](tmp / f"rep{i}", a))
-            res = reps[-1]
+            res = _scrub(reps[-1], tmp)
             if a.repeat > 1:
                 res["wall_s_runs"] = [r["wall_s"] for r in reps]
                 res["wall_s"] = statistics.median(res["wall_s_runs"])

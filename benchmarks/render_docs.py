@@ -1214,7 +1214,8 @@ def shrink_verdict(d: dict[str, Any]) -> str:
     out = (f"Seed pairs in which archopt's fine-tuned structure has less test error than the "
            f"rival, over every size (median of the rival's error minus archopt's, points; "
            f"positive: archopt better). MLP on MNIST: {_shrink_counts(d['pairs_vs_archopt'])}.")
-    return out + (f" {_dn_clause(d)}." if _dn_clause(d) else "")
+    dn = _dn_clause(d)
+    return out + (f" {dn}." if dn else "")
 
 
 def _dn_clause(d: dict[str, Any]) -> str:
@@ -1359,9 +1360,9 @@ def render_all() -> dict[Path, bytes]:
     out[DOCS / "results" / "index.md"] = "\n".join(index).encode("utf-8")
     out[GENERATED / "glance.md"] = render_glance("").encode("utf-8")
     if "shrink_compare" in stems:  # quoted by methods/structure.md
+        sc = _load("shrink_compare")
         out[GENERATED / "shrink_compare_verdict.md"] = (
-            source("shrink_compare", _load("shrink_compare")) + "\n"
-            + shrink_verdict(_load("shrink_compare")) + "\n").encode("utf-8")
+            source("shrink_compare", sc) + "\n" + shrink_verdict(sc) + "\n").encode("utf-8")
     readme = README.read_text(encoding="utf-8")
     if GLANCE_BEGIN in readme and GLANCE_END in readme:
         head, rest = readme.split(GLANCE_BEGIN, 1)

@@ -380,13 +380,10 @@ def dn_needs(r: dict[str, Any]) -> list[str]:
 
 
 def dn_previous(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Finished DenseNet runs recorded in the results file (a run folder does not outlive its
-    machine; the results file is committed)."""
-    path = Path(args.results) / "shrink_compare.json"
-    if not path.exists():
-        return {}
-    dn = json.loads(path.read_text()).get("densenet") or {}
-    return {r["name"]: r for r in dn.get("runs", [])}
+    """Finished DenseNet runs recorded in the results file."""
+    import benchlib
+
+    return benchlib.recorded_runs(Path(args.results) / "shrink_compare.json", "densenet")
 
 
 def dn_done(args: argparse.Namespace, runs: Path) -> set[str]:
@@ -596,10 +593,9 @@ def mlp_method(r: dict[str, Any]) -> str:
 
 def collect(args: argparse.Namespace) -> None:
     runs = Path(args.runs)
-    prev = Path(args.results) / "shrink_compare.json"
-    # a run folder does not outlive its machine; the results file keeps every finished run
-    rows = ({r["name"]: r for r in json.loads(prev.read_text()).get("runs", [])}
-            if prev.exists() else {})
+    import benchlib
+
+    rows = benchlib.recorded_runs(Path(args.results) / "shrink_compare.json")
     rows.update({p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))})
     rows = {k: r for k, r in rows.items() if "kind" in r}
     planned = plan(args)

@@ -128,7 +128,7 @@ def test_verdict_names_the_winner_and_calls_a_zero_difference_a_tie():
     designed = {"name": "d", "test_accuracy": 0.99, "test_accuracy_seeds": [0.99, 0.97]}
     base = {"a": {"name": "A", "test_accuracy": 0.98, "test_accuracy_seeds": [0.98, 0.98]},
             "b": {"name": "B", "test_accuracy": 0.99,
-                  "test_accuracy_seeds": [0.99 + 1e-9, 0.97 - 1e-9]}}
+                  "test_accuracy_seeds": [0.99 + 1e-9, 0.97 + 1e-9]}}
     c = compare(designed, base, seeds=2)
     assert c["design_minus_baseline"]["a"]["points_per_seed"] == pytest.approx([1.0, -1.0])
     assert c["design_minus_baseline"]["a"]["design_wins"] == 1
