@@ -349,8 +349,9 @@ def verdict(groups: list[dict[str, Any]], ranking: dict[str, Any]) -> dict[str, 
             parts.append(f"{side} {name} by {abs(100 * p['mean']):.2f} points (ahead on "
                          f"{p['design_wins']} of {p['n']} seeds)")
         claim.append(f"{g['dataset']}, {g['budget']} MACs"
-                     + ("" if g["complete"] else " (partial)") + ": the design is "
-                     + "; ".join(parts))
+                     + ("" if g["complete"] else " (partial)") + ": "
+                     + ("the design is " + "; ".join(parts) if parts
+                        else "no seed has both the design and a baseline trained yet"))
     out: dict[str, Any] = {"claim": claim}
     sp = ranking.get("spearman")
     if sp:

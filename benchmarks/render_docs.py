@@ -1164,7 +1164,7 @@ def _glance_design_claim() -> str:
     if not out:
         return ""
     return (f". Trained at equal budgets ({d['runs_done']} of {d['runs_planned']} planned "
-            "runs; other datasets and budgets not run yet): " + "; ".join(out))
+            "runs; a group marked partial is unfinished): " + "; ".join(out))
 
 
 def glance_dense() -> tuple[str, str, str, str]:
