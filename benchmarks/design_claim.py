@@ -390,28 +390,33 @@ def plot(groups: list[dict[str, Any]], ranking: dict[str, Any], path: Path) -> N
 
     fig = new_figure((11.0, 4.0))
     ax1, ax2 = fig.subplots(1, 2)
-    x = 0
     ticks, labels = [], []
-    for g in groups:
-        for i, net in enumerate(NETWORKS):
-            n = g["networks"].get(net)
-            if not n:
-                continue
-            a = n["test_accuracy"]
-            ax1.errorbar(x + i * 0.25, 100 * a["mean"],
-                         yerr=[[100 * (a["mean"] - a["min"])], [100 * (a["max"] - a["mean"])]],
-                         fmt="o", color=f"C{i}", label=net if x == 0 else None, capsize=3)
-        ticks.append(x + 0.25)
-        labels.append(f"{g['dataset']}\n{g['budget']} MACs")
-        x += 1
+    labels_seen: set[str] = set()
+    for x, g in enumerate(groups):
+        for i, (base, p) in enumerate(g.get("design_minus_baseline", {}).items()):
+            c = f"C{NETWORKS.index(base)}"
+            pts = [100 * v for v in p["per_seed"].values()]
+            xs = [x + 0.3 * i] * len(pts)
+            ax1.scatter(xs, pts, color=c, alpha=0.5, s=18)
+            ax1.scatter([x + 0.3 * i], [100 * p["mean"]], color=c, marker="_", s=400,
+                        label=f"vs {base}" if base not in labels_seen else None)
+            labels_seen.add(base)
+        ticks.append(x + 0.15)
+        labels.append(f"{g['dataset']}\n{g['budget']} MACs"
+                      + ("" if g["complete"] else " (partial)"))
+    ax1.axhline(0, color="0.3", lw=0.8)
     ax1.set_xticks(ticks, labels, fontsize=8)
-    ax1.set_ylabel("test accuracy (%)  mean, min-max over seeds")
+    ax1.set_ylabel("design - baseline, test accuracy (points)\ndots: seeds, bar: mean")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
     rows = ranking.get("rows", [])
     if rows:
-        ax2.scatter([r["objective"] for r in rows], [100 * r["test_accuracy"] for r in rows],
-                    c=["C3" if r["network"] == "design" else "C0" for r in rows])
+        for is_design, color, label in ((False, "C0", "random, same budgets"),
+                                        (True, "C3", "the design")):
+            sel = [r for r in rows if (r["network"] == "design") == is_design]
+            ax2.scatter([r["objective"] for r in sel], [100 * r["test_accuracy"] for r in sel],
+                        color=color, label=label)
+        ax2.legend(fontsize=8)
         rho = ranking.get("spearman", {}).get("objective")
         ax2.set_title(f"ranking at {ranking['budget']} MACs ({len(rows)} architectures"
                       + (f", Spearman {rho:.2f})" if rho is not None else ")"), fontsize=10)
