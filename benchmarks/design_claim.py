@@ -81,6 +81,11 @@ RANK_TRAIN = 10_000
 WALK = 25
 
 
+def _median(xs: list[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.median(vals)) if vals else None
+
+
 def recipe(data: str, seed: int, epochs: int) -> dict[str, Any]:
     """The one training recipe (module docstring)."""
     return {"optimizer": "sgd", "nesterov": True, "momentum": 0.9, "lr": 0.05,
@@ -261,7 +266,8 @@ def collect(args: argparse.Namespace) -> None:
                     continue
                 g["networks"][net] = {"name": any_row["spec_name"], "macs": any_row["macs"],
                                       "params": any_row["params"], "layers": any_row["layers"],
-                                      "latency_ms": any_row["latency_ms"],
+                                      "latency_ms": _median([rows[(net, s)]["latency_ms"]
+                                                             for s in SEEDS if (net, s) in rows]),
                                       "seeds": [s for s in SEEDS if (net, s) in rows],
                                       "test_accuracy": _stats(accs)}
             paired = {}
@@ -319,7 +325,9 @@ def collect(args: argparse.Namespace) -> None:
     result = {
         "what": "DeepMAD design vs equal-budget hand-designed networks, trained (issue 20)",
         "verdict": verdict(groups, ranking),
-        "recipe": recipe("<dataset>", 0, args.epochs), "rho": RHO, "candidates": CANDIDATES,
+        "recipe": {**recipe("<dataset>", 0, args.epochs),
+                   "augment": {ds: recipe(ds, 0, args.epochs)["augment"] for ds in DATASETS}},
+        "rho": RHO, "candidates": CANDIDATES,
         "epochs": args.epochs, "seeds": list(SEEDS), "budgets": BUDGETS,
         "runs_done": len(done), "runs_planned": len(planned),
         "claim": groups, "ranking": ranking,

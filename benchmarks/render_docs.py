@@ -554,7 +554,8 @@ def design_claim(d: dict[str, Any]) -> str:
         for net, n in g["networks"].items():
             a = n["test_accuracy"]
             rows.append((g["dataset"], g["budget"], net, n["name"], intc(n["macs"]),
-                         intc(n["params"]), ", ".join(map(str, n["seeds"])), pct(a["mean"]),
+                         intc(n["params"]), num(n.get("latency_ms")),
+                         ", ".join(map(str, n["seeds"])), pct(a["mean"]),
                          span([a["min"], a["max"]], pct, " - ")))
         for base, p in g["design_minus_baseline"].items():
             diffs.append((g["dataset"], g["budget"], base,
@@ -563,16 +564,26 @@ def design_claim(d: dict[str, Any]) -> str:
     rk = d["ranking"]
     return (f"One recipe: SGD (Nesterov) lr {r['lr']}, weight decay {r['weight_decay']}, batch "
             f"{r['batch_size']}, {d['epochs']} epochs ({r['warmup_epochs']} warm-up, "
-            f"{r['schedule']}), crop augmentation; rho <= {d['rho']}; "
+            f"{r['schedule']}), augmentation {_augment(r['augment'])}; rho <= {d['rho']}; "
             f"{d['candidates']:,} design candidates. Runs done: {d['runs_done']} of "
-            f"{d['runs_planned']} planned.\n\n"
-            + table(["data", "budget", "network", "name", "MACs", "params", "seeds",
-                     "test accuracy", "min - max"], rows, "lllllrrlr")
+            f"{d['runs_planned']} planned. Latency: batch 1, one thread, torch, measured after "
+            "each run's training with the other worker busy on the other core (median over "
+            "seeds).\n\n"
+            + table(["data", "budget", "network", "name", "MACs", "params",
+                     "latency ms (batch 1)", "seeds", "test accuracy", "min - max"], rows,
+                    "llllrrrlrr")
             + "\nDesign minus baseline, points of test accuracy (paired by seed):\n\n"
             + table(["data", "budget", "baseline", "per seed", "mean", "design ahead"], diffs,
                     "lllllr")
             + _design_ranking(rk) + _design_verdict(d)
             + "\n![claim and ranking](/img/results/design_claim.png)\n")
+
+
+def _augment(aug: str | dict[str, str]) -> str:
+    """The recipe's augmentation, one for every dataset or per dataset."""
+    if isinstance(aug, str):
+        return aug
+    return ", ".join(f"{v} on {k}" for k, v in aug.items())
 
 
 def _design_ranking(rk: dict[str, Any]) -> str:
