@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,6 @@ RANK_FIRST = 12  # trained first (design + 11 random); the other RANK_ARCHS - RA
 RANK_SECOND_SEED = 4
 RANK_TRAIN = 10_000
 WALK = 25
-
-
-def _median(xs: list[float | None]) -> float | None:
-    vals = [x for x in xs if x is not None]
-    return float(np.median(vals)) if vals else None
 
 
 def recipe(data: str, seed: int, epochs: int) -> dict[str, Any]:
@@ -266,8 +262,9 @@ def collect(args: argparse.Namespace) -> None:
                     continue
                 g["networks"][net] = {"name": any_row["spec_name"], "macs": any_row["macs"],
                                       "params": any_row["params"], "layers": any_row["layers"],
-                                      "latency_ms": _median([rows[(net, s)]["latency_ms"]
-                                                             for s in SEEDS if (net, s) in rows]),
+                                      "latency_ms": statistics.median(
+                                          [rows[(net, s)]["latency_ms"] for s in SEEDS
+                                           if (net, s) in rows]),
                                       "seeds": [s for s in SEEDS if (net, s) in rows],
                                       "test_accuracy": _stats(accs)}
             paired = {}

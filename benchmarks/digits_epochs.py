@@ -7,10 +7,10 @@ seeds.
 
 Each case is ``archopt run --epochs E --seeds S --threads 1 --json`` in a scratch folder (the
 design is the same network at every E: the design search does not depend on the epochs);
-its per-seed test accuracies and training seconds are recorded. Process CPU seconds would be
-the same under load; the wall seconds of a loaded machine are not a timing (the quick start's
-own timing is ``benchmarks/quickstart.py``). Resumable: a case already in the results file is
-skipped.
+its per-seed test accuracies and training seconds are recorded. The training seconds are
+wall seconds, taken while other jobs shared the machine: a rough cost, not a timing (the quick
+start's own timing is ``benchmarks/quickstart.py``). Resumable: a case already in the results
+file is skipped.
 
     python benchmarks/digits_epochs.py --epochs 8,10,15 --seeds 3
 """
