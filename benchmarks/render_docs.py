@@ -579,6 +579,33 @@ def design_claim(d: dict[str, Any]) -> str:
             + "\n![claim and ranking](/img/results/design_claim.png)\n")
 
 
+@renderer("claim_step", ORDER[0], "one training step of the claim's networks: cost, floor, "
+          "where the time goes")
+def claim_step(d: dict[str, Any]) -> str:
+    ref = d["dense_conv_reference"]
+    classes = list(d["results"][0]["time_share"])
+    rows = [(r["budget"], r["name"], intc(r["macs"]), num(r["trainer_cpu_s"], 3),
+             num(r["bare_cpu_s"], 3), num(r["trainer_over_bare"]),
+             num(r["gflops_per_s_trainer"], 1), *(pct(r["time_share"][c], 0) for c in classes),
+             intc(r["projected_run_cpu_s"]), intc(r.get("recorded_run_cpu_s_median")))
+            for r in d["results"]]
+    load = d["machine"].get("load_average_1_5_15_at_start") or []
+    return (f"Batch {d['batch_size']}, {'x'.join(map(str, d['input_shape']))}, "
+            f"{d['threads']} thread, channels-last; process-CPU seconds per step, median of "
+            f"{d['repeats']} x {d['steps']} steps (load average at the start: "
+            f"{', '.join(f'{x:.1f}' for x in load)}). Trainer: archopt's loader and step; bare: "
+            "a plain torch loop on one batch. GFLOP/s: 3x the forward FLOPs of "
+            "torch.utils.flop_counter per CPU second; one dense 3x3 convolution (64 channels, "
+            f"28x28) reaches {num(ref['gflops_per_s'], 1)} GFLOP/s. Shares: self CPU time of "
+            f"one step by operator class. A claim run is {d['steps_per_run']:,} steps: the trainer "
+            "step times that (projected) beside the median process-CPU seconds that "
+            "design_claim.json records for finished runs (which add evaluation and checkpoints, "
+            "and ran beside another worker).\n\n"
+            + table(["budget", "network", "MACs", "trainer s", "bare s", "trainer / bare",
+                     "GFLOP/s", *classes, "run CPU-s (projected)", "run CPU-s (recorded)"],
+                    rows, "llrrrrrrrrrrr"))
+
+
 def _augment(aug: str | dict[str, str]) -> str:
     """The recipe's augmentation, one for every dataset or per dataset."""
     if isinstance(aug, str):
