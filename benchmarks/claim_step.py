@@ -24,7 +24,8 @@ reaches on the convolution the networks are made of. Where the time goes: ``torc
 self CPU time over two bare steps, by operator class (convolution, batch norm, activation,
 other). ``projected_run_cpu_s`` = the trainer step x the claim's steps per run (10 epochs of
 60,000 / 128), set beside the median process-CPU seconds that ``design_claim.json`` records for
-finished runs of that network (which also include evaluation and a checkpoint per epoch).
+the finished runs of that network that one process trained whole (``recorded_runs`` of them;
+they also include evaluation and a checkpoint per epoch).
 
 Run it with the machine otherwise quiet if you can: CPU seconds of memory-bound operators grow
 when the other core's jobs share the memory bandwidth (the load average is recorded).
@@ -165,13 +166,16 @@ def dense_conv(*, repeats: int, steps: int) -> dict[str, Any]:
             "gflops_per_s": round(flops / t / 1e9, 2)}
 
 
-def recorded_cpu(results: Path) -> dict[tuple[str, str], float]:
-    """Median process-CPU seconds of the finished claim runs, by (budget, network)."""
+def recorded_cpu(results: Path) -> dict[tuple[str, str], list[float]]:
+    """Process-CPU seconds of the finished claim runs, by (budget, network); a run resumed
+    from a checkpoint (its process ran for less wall time than its training took) is left out,
+    as its process's CPU seconds cover only part of the run."""
     by: dict[tuple[str, str], list[float]] = {}
     for r in benchlib.recorded_runs(results).values():
-        if r.get("kind") == "claim" and r.get("cpu_seconds_this_process"):
+        whole = (r.get("wall_seconds_this_process") or 0) >= (r.get("train_seconds") or 0)
+        if r.get("kind") == "claim" and r.get("cpu_seconds_this_process") and whole:
             by.setdefault((r["budget"], r["network"]), []).append(r["cpu_seconds_this_process"])
-    return {k: statistics.median(v) for k, v in by.items()}
+    return by
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -189,7 +193,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label in dc.BUDGETS:
         for net in dc.NETWORKS:
             row = bench({"budget": label, "network": net}, repeats=a.repeats, steps=a.steps)
-            row["recorded_run_cpu_s_median"] = recorded.get((label, net))
+            row["recorded_run_cpu_s_median"], row["recorded_runs"] = (
+                statistics.median(recorded[label, net]) if recorded.get((label, net)) else None,
+                len(recorded.get((label, net), [])))
             print(f"{label:>4} {row['name']:<28} trainer {row['trainer_cpu_s']:.3f} s, bare "
                   f"{row['bare_cpu_s']:.3f} s, {row['gflops_per_s_trainer']:.1f} GFLOP/s, "
                   f"shares {row['time_share']}", flush=True)

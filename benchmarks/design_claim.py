@@ -274,7 +274,8 @@ def collect(args: argparse.Namespace) -> None:
                 if diffs:
                     paired[base] = {"per_seed": {str(s): d for s, d in diffs.items()},
                                     **_stats(list(diffs.values())),
-                                    "design_wins": sum(d > 0 for d in diffs.values())}
+                                    "design_wins": sum(d > 0 for d in diffs.values()),
+                                    "ties": sum(d == 0 for d in diffs.values())}
             g["design_minus_baseline"] = paired
             g["complete"] = all((n, s) in rows for n in NETWORKS for s in SEEDS)
             groups.append(g)
@@ -351,8 +352,9 @@ def verdict(groups: list[dict[str, Any]], ranking: dict[str, Any]) -> dict[str, 
         for base, p in g["design_minus_baseline"].items():
             name = g["networks"][base]["name"]
             side = "ahead of" if p["mean"] > 0 else "behind" if p["mean"] < 0 else "level with"
+            level = f", level on {p['ties']}" if p.get("ties") else ""
             parts.append(f"{side} {name} by {abs(100 * p['mean']):.2f} points (ahead on "
-                         f"{p['design_wins']} of {p['n']} seeds)")
+                         f"{p['design_wins']}{level} of {p['n']} seeds)")
         claim.append(f"{g['dataset']}, {g['budget']} MACs"
                      + ("" if g["complete"] else " (partial)") + ": "
                      + ("the design is " + "; ".join(parts) if parts

@@ -560,7 +560,9 @@ def design_claim(d: dict[str, Any]) -> str:
         for base, p in g["design_minus_baseline"].items():
             diffs.append((g["dataset"], g["budget"], base,
                           ", ".join(f"s{k}: {100 * v:+.2f}" for k, v in p["per_seed"].items()),
-                          f"{100 * p['mean']:+.2f}", f"{p['design_wins']} of {p['n']}"))
+                          f"{100 * p['mean']:+.2f}",
+                          f"{p['design_wins']}" + (f" (level on {p['ties']})" if p.get("ties")
+                                                   else "") + f" of {p['n']}"))
     rk = d["ranking"]
     return (f"One recipe: SGD (Nesterov) lr {r['lr']}, weight decay {r['weight_decay']}, batch "
             f"{r['batch_size']}, {d['epochs']} epochs ({r['warmup_epochs']} warm-up, "
@@ -587,7 +589,9 @@ def claim_step(d: dict[str, Any]) -> str:
     rows = [(r["budget"], r["name"], intc(r["macs"]), num(r["trainer_cpu_s"], 3),
              num(r["bare_cpu_s"], 3), num(r["trainer_over_bare"]),
              num(r["gflops_per_s_trainer"], 1), *(pct(r["time_share"][c], 0) for c in classes),
-             intc(r["projected_run_cpu_s"]), intc(r.get("recorded_run_cpu_s_median")))
+             intc(r["projected_run_cpu_s"]),
+             (f"{intc(r['recorded_run_cpu_s_median'])} ({r['recorded_runs']})"
+              if r.get("recorded_run_cpu_s_median") else ""))
             for r in d["results"]]
     load = d["machine"].get("load_average_1_5_15_at_start") or []
     return (f"Batch {d['batch_size']}, {'x'.join(map(str, d['input_shape']))}, "
@@ -599,8 +603,8 @@ def claim_step(d: dict[str, Any]) -> str:
             f"28x28) reaches {num(ref['gflops_per_s'], 1)} GFLOP/s. Shares: self CPU time of "
             f"one step by operator class. A claim run is {d['steps_per_run']:,} steps: the trainer "
             "step times that (projected) beside the median process-CPU seconds that "
-            "design_claim.json records for finished runs (which add evaluation and checkpoints, "
-            "and ran beside another worker).\n\n"
+            "design_claim.json records for the finished runs one process trained whole (how many "
+            "in brackets; they add evaluation and checkpoints, and ran beside another worker).\n\n"
             + table(["budget", "network", "MACs", "trainer s", "bare s", "trainer / bare",
                      "GFLOP/s", *classes, "run CPU-s (projected)", "run CPU-s (recorded)"],
                     rows, "llrrrrrrrrrrr"))
@@ -1200,7 +1204,8 @@ def _glance_design_claim() -> str:
     out = []
     for g in d["claim"]:
         bits = [f"{100 * p['mean']:+.2f} points vs {g['networks'][base]['name']} "
-                f"({p['design_wins']} of {p['n']} seeds ahead)"
+                f"({p['design_wins']} of {p['n']} seeds ahead"
+                + (f", {p['ties']} level" if p.get("ties") else "") + ")"
                 for base, p in g["design_minus_baseline"].items()]
         if bits:
             out.append(f"{g['dataset']} {g['budget']} MACs" + ("" if g["complete"] else
