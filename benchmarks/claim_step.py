@@ -1,5 +1,5 @@
 """Cost of one training step of each network of the design claim, against a bare torch loop,
-and where its time goes (issue 20: why MobileNetV2 costs ~3x the CPU seconds per MAC).
+and where its time goes (issue 20: why a MobileNetV2 run costs 2-3x the CPU seconds per MAC).
 
 For every budget and network of :mod:`design_claim` (the DeepMAD design, the equal-budget
 ResNet-44 and MobileNetV2) at its input (28x28x1), batch 128, one thread, channels-last (the
