@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: the machine record, writing a results file, and holding a
-job's claim (one worker per run, at most N jobs at once) through :mod:`archopt.runs.locking`.
+"""What the benchmark scripts share: the machine record, writing a results file, timing a call
+(wall and process-CPU seconds), and holding a job's claim (one worker per run, at most N jobs at
+once) through :mod:`archopt.runs.locking`.
 
 A script runs as ``python benchmarks/NAME.py``, so this folder is on ``sys.path``:
 ``import benchlib``.
@@ -11,7 +12,7 @@ import contextlib
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from archopt.errors import FolderInUse
 from archopt.runs import atomic_write_json, environment_info, read_json
 from archopt.runs.locking import lock_folder
 
-__all__ = ["claim", "cpu_name", "job_slot", "machine", "recorded_runs", "write_results"]
+__all__ = ["claim", "clock", "cpu_name", "job_slot", "machine", "recorded_runs", "write_results"]
 
 
 def cpu_name() -> str:
@@ -32,6 +33,24 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def clock(fn: Callable[[], object], steps: int, device: Any = None) -> tuple[float, float]:
+    """(wall seconds, process-CPU seconds) per call of ``fn``, the mean of ``steps`` calls; a
+    CUDA ``device`` (a ``torch.device``) is synchronised before and after."""
+
+    def sync() -> None:
+        if device is not None and device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(device)
+
+    sync()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def machine(**extra: Any) -> dict[str, Any]:

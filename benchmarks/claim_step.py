@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +62,6 @@ CLASSES = {"convolution": ("convolution",), "batch norm": ("batch_norm",),
 def op_class(name: str) -> str:
     """The class of torch operator ``name`` (e.g. ``aten::hardtanh_backward`` -> activation)."""
     return next((c for c, keys in CLASSES.items() if any(k in name for k in keys)), "other")
-
-
-def _cpu(fn, steps: int) -> float:
-    """Process-CPU seconds per call, the mean of ``steps`` calls."""
-    c0 = time.process_time()
-    for _ in range(steps):
-        fn()
-    return (time.process_time() - c0) / steps
 
 
 def bench(r: dict[str, Any], *, repeats: int, steps: int) -> dict[str, Any]:
@@ -117,8 +108,8 @@ def bench(r: dict[str, Any], *, repeats: int, steps: int) -> dict[str, Any]:
     trainer()
     times: dict[str, list[float]] = {"trainer": [], "bare": []}
     for _ in range(repeats):
-        times["trainer"].append(_cpu(trainer, steps))
-        times["bare"].append(_cpu(bare, steps))
+        times["trainer"].append(benchlib.clock(trainer, steps)[1])
+        times["bare"].append(benchlib.clock(bare, steps)[1])
     with FlopCounterMode(display=False) as fc:
         loss = loss_fn(bare_model(xb), yb)
     forward = fc.get_total_flops()
@@ -160,7 +151,7 @@ def dense_conv(*, repeats: int, steps: int) -> dict[str, Any]:
         conv(x).sum().backward()
 
     step()
-    t = statistics.median(_cpu(step, steps) for _ in range(repeats))
+    t = statistics.median(benchlib.clock(step, steps)[1] for _ in range(repeats))
     flops = 3 * 2 * 128 * 28 * 28 * 64 * 64 * 9
     return {"flops_per_step": flops, "cpu_s": round(t, 4),
             "gflops_per_s": round(flops / t / 1e9, 2)}

@@ -560,9 +560,7 @@ def design_claim(d: dict[str, Any]) -> str:
         for base, p in g["design_minus_baseline"].items():
             diffs.append((g["dataset"], g["budget"], base,
                           ", ".join(f"s{k}: {100 * v:+.2f}" for k, v in p["per_seed"].items()),
-                          f"{100 * p['mean']:+.2f}",
-                          f"{p['design_wins']}" + (f" (level on {p['ties']})" if p.get("ties")
-                                                   else "") + f" of {p['n']}"))
+                          f"{100 * p['mean']:+.2f}", _seeds_ahead(p)))
     rk = d["ranking"]
     return (f"One recipe: SGD (Nesterov) lr {r['lr']}, weight decay {r['weight_decay']}, batch "
             f"{r['batch_size']}, {d['epochs']} epochs ({r['warmup_epochs']} warm-up, "
@@ -608,6 +606,13 @@ def claim_step(d: dict[str, Any]) -> str:
             + table(["budget", "network", "MACs", "trainer s", "bare s", "trainer / bare",
                      "GFLOP/s", *classes, "run CPU-s (projected)", "run CPU-s (recorded)"],
                     rows, "llrrrrrrrrrrr"))
+
+
+def _seeds_ahead(p: dict[str, Any], unit: str = "") -> str:
+    """How many of a paired comparison's seeds the design is ahead on, then the ties:
+    ``"2 of 3<unit>, 1 level"``."""
+    level = f", {p['ties']} level" if p.get("ties") else ""
+    return f"{p['design_wins']} of {p['n']}{unit}{level}"
 
 
 def _augment(aug: str | dict[str, str]) -> str:
@@ -1204,8 +1209,7 @@ def _glance_design_claim() -> str:
     out = []
     for g in d["claim"]:
         bits = [f"{100 * p['mean']:+.2f} points vs {g['networks'][base]['name']} "
-                f"({p['design_wins']} of {p['n']} seeds ahead"
-                + (f", {p['ties']} level" if p.get("ties") else "") + ")"
+                f"({_seeds_ahead(p, ' seeds ahead')})"
                 for base, p in g["design_minus_baseline"].items()]
         if bits:
             out.append(f"{g['dataset']} {g['budget']} MACs" + ("" if g["complete"] else

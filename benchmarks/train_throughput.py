@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +39,6 @@ from archopt.training import TrainConfig
 from archopt.training.trainer import TrainStep, make_optimizer
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train_throughput.json"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _clock(fn, steps: int, device: torch.device) -> tuple[float, float]:
-    """(wall seconds, process-CPU seconds) per call, the mean of ``steps`` calls."""
-    _sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def bench(device: torch.device, *, spec_name: str, batch_size: int, resolution: int,
@@ -101,9 +85,9 @@ def bench(device: torch.device, *, spec_name: str, batch_size: int, resolution: 
     # the other, a busier or cooler minute could make end-to-end look faster than the step).
     runs: dict[str, list[tuple[float, float]]] = {"loader": [], "step": [], "end_to_end": []}
     for _ in range(repeats):
-        runs["loader"].append(_clock(next_batch, max(steps, 4), device))
-        runs["step"].append(_clock(lambda: step(xb, yb), steps, device))
-        runs["end_to_end"].append(_clock(lambda: step(*next_batch()), steps, device))
+        runs["loader"].append(benchlib.clock(next_batch, max(steps, 4), device))
+        runs["step"].append(benchlib.clock(lambda: step(xb, yb), steps, device))
+        runs["end_to_end"].append(benchlib.clock(lambda: step(*next_batch()), steps, device))
     wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
     cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
     ls, ss, es = wall["loader"], wall["step"], wall["end_to_end"]
