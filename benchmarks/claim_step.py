@@ -31,6 +31,7 @@ Run it with the machine otherwise quiet if you can: CPU seconds of memory-bound 
 when the other core's jobs share the memory bandwidth (the load average is recorded).
 
     python benchmarks/claim_step.py                 # -> results/claim_step.json
+    python benchmarks/claim_step.py --refresh-recorded   # recorded runs only, no timing
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import benchlib
 import design_claim as dc
 from archopt.data import BatchLoader, augmentation
+from archopt.runs import read_json
 from archopt.training import TrainConfig
 from archopt.training.trainer import TrainStep, make_optimizer
 
@@ -169,12 +171,37 @@ def recorded_cpu(results: Path) -> dict[tuple[str, str], list[float]]:
     return by
 
 
+def set_recorded(row: dict[str, Any], recorded: dict[tuple[str, str], list[float]]) -> None:
+    """Set a row's ``recorded_run_cpu_s_median`` and ``recorded_runs`` from
+    :func:`recorded_cpu`'s runs of its (budget, network)."""
+    runs = recorded.get((row["budget"], row["network"]), [])
+    row["recorded_run_cpu_s_median"] = statistics.median(runs) if runs else None
+    row["recorded_runs"] = len(runs)
+
+
+def refresh_recorded(out: Path) -> dict[str, Any]:
+    """Re-read the recorded runs from ``design_claim.json`` into an existing ``out`` without
+    timing anything (the step timings stay as measured). Raises: FileNotFoundError."""
+    report = read_json(out)
+    recorded = recorded_cpu(dc.RESULTS / "design_claim.json")
+    for row in report["results"]:
+        set_recorded(row, recorded)
+    benchlib.write_results(out, report)
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     p.add_argument("--steps", type=int, default=2, help="steps per repeat")
+    p.add_argument("--refresh-recorded", action="store_true",
+                   help="only re-read the recorded runs of design_claim.json into --out")
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)
+    if a.refresh_recorded:
+        report = refresh_recorded(a.out)
+        print(f"wrote {a.out} (recorded runs refreshed)")
+        return report
     torch.set_num_threads(1)
     load_start = list(os.getloadavg())
     recorded = recorded_cpu(dc.RESULTS / "design_claim.json")
@@ -184,9 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label in dc.BUDGETS:
         for net in dc.NETWORKS:
             row = bench({"budget": label, "network": net}, repeats=a.repeats, steps=a.steps)
-            row["recorded_run_cpu_s_median"], row["recorded_runs"] = (
-                statistics.median(recorded[label, net]) if recorded.get((label, net)) else None,
-                len(recorded.get((label, net), [])))
+            set_recorded(row, recorded)
             print(f"{label:>4} {row['name']:<28} trainer {row['trainer_cpu_s']:.3f} s, bare "
                   f"{row['bare_cpu_s']:.3f} s, {row['gflops_per_s_trainer']:.1f} GFLOP/s, "
                   f"shares {row['time_share']}", flush=True)
