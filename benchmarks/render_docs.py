@@ -567,8 +567,9 @@ def design_claim(d: dict[str, Any]) -> str:
             f"{r['schedule']}), augmentation {_augment(r['augment'])}; rho <= {d['rho']}; "
             f"{d['candidates']:,} design candidates. Runs done: {d['runs_done']} of "
             f"{d['runs_planned']} planned. Latency: batch 1, one thread, torch, measured after "
-            "each run's training with the other worker busy on the other core (median over "
-            "seeds).\n\n"
+            "each run's training beside the grid's other training jobs (one or two, on two "
+            "cores; median over seeds): it ranks the networks, it is not a quiet-machine "
+            "figure.\n\n"
             + table(["data", "budget", "network", "name", "MACs", "params",
                      "latency ms (batch 1)", "seeds", "test accuracy", "min - max"], rows,
                     "llllrrrlrr")
