@@ -20,7 +20,8 @@ from archopt.errors import FolderInUse
 from archopt.runs import atomic_write_json, environment_info, read_json
 from archopt.runs.locking import lock_folder
 
-__all__ = ["claim", "clock", "cpu_name", "job_slot", "machine", "recorded_runs", "write_results"]
+__all__ = ["claim", "clock", "cpu_name", "job_slot", "machine", "machine_under_load",
+           "recorded_runs", "write_results"]
 
 
 def cpu_name() -> str:
@@ -57,6 +58,13 @@ def machine(**extra: Any) -> dict[str, Any]:
     """The machine record of a results file: versions and platform
     (:func:`archopt.runs.environment_info`), the CPU, the core count, plus ``extra``."""
     return {**environment_info(), "processor": cpu_name(), "cpu_count": os.cpu_count(), **extra}
+
+
+def machine_under_load(load_start: list[float]) -> dict[str, Any]:
+    """:func:`machine` with the 1/5/15-minute load averages at the start (``load_start``, from
+    ``os.getloadavg()``) and now, the end of a timing."""
+    return machine(load_average_1_5_15_at_start=load_start,
+                   load_average_1_5_15_at_end=list(os.getloadavg()))
 
 
 def write_results(path: str | os.PathLike[str], obj: Any) -> Path:

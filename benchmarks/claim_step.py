@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +121,7 @@ def bench(r: dict[str, Any], *, repeats: int, steps: int) -> dict[str, Any]:
     backward = fc.get_total_flops()
     opt.zero_grad(set_to_none=True)
     flops = 3 * forward
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        bare()
-        bare()
-    share: dict[str, float] = dict.fromkeys([*CLASSES, "other"], 0.0)
-    for e in prof.key_averages():
-        share[op_class(e.key)] += e.self_cpu_time_total
-    total = sum(share.values())
+    share = time_share(lambda: (bare(), bare()))
     med = {k: statistics.median(v) for k, v in times.items()}
     steps_per_run = TRAIN_IMAGES // batch * dc.EPOCHS
     return {"budget": r["budget"], "network": r["network"], "name": spec.name,
@@ -138,9 +133,21 @@ def bench(r: dict[str, Any], *, repeats: int, steps: int) -> dict[str, Any]:
             "trainer_over_bare": round(med["trainer"] / med["bare"], 3),
             "gflops_per_s_trainer": round(flops / med["trainer"] / 1e9, 2),
             "gflops_per_s_bare": round(flops / med["bare"] / 1e9, 2),
-            "time_share": {k: round(v / total, 3) for k, v in share.items()},
+            "time_share": share,
             "projected_run_cpu_s": round(med["trainer"] * steps_per_run),
             "runs": {f"{k}_cpu_s": [round(t, 4) for t in v] for k, v in times.items()}}
+
+
+def time_share(fn: Callable[[], object]) -> dict[str, float]:
+    """The share of ``fn``'s self CPU time (``torch.profiler``) in each operator class of
+    :data:`CLASSES` and ``other``, rounded to 3 decimals; the shares sum to 1."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    share: dict[str, float] = dict.fromkeys([*CLASSES, "other"], 0.0)
+    for e in prof.key_averages():
+        share[op_class(e.key)] += e.self_cpu_time_total
+    total = sum(share.values())
+    return {k: round(v / total, 3) for k, v in share.items()}
 
 
 def dense_conv(*, repeats: int, steps: int) -> dict[str, Any]:
@@ -220,8 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "threads": 1, "channels_last": True, "repeats": a.repeats, "steps": a.steps,
               "steps_per_run": TRAIN_IMAGES // 128 * dc.EPOCHS, "dense_conv_reference": ref,
               "results": rows,
-              "machine": benchlib.machine(load_average_1_5_15_at_start=load_start,
-                                          load_average_1_5_15_at_end=list(os.getloadavg()))}
+              "machine": benchlib.machine_under_load(load_start)}
     benchlib.write_results(a.out, report)
     print(f"wrote {a.out}")
     return report

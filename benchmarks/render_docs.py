@@ -1087,6 +1087,27 @@ def digits_epochs(d: dict[str, Any]) -> str:
                      "train s"], rows, "rrlrlr"))
 
 
+@renderer("quickstart_step", ORDER[4], "the quick start's training step against a bare loop")
+def quickstart_step(d: dict[str, Any]) -> str:
+    rows = []
+    for net, n in d["networks"].items():
+        share = n["time_share"]
+        rows.append((f"{net}: {n['name']}", num(n["epoch_cpu_s"], 2),
+                     num(n["nchw_epoch_cpu_s"], 2), num(n["bare_epoch_cpu_s"], 2),
+                     num(n["eval_cpu_s"], 2), num(n["projected_run_cpu_s"], 1),
+                     pct(share["convolution"], 0), pct(share["batch norm"], 0)))
+    return (f"One epoch of each quick-start network on digits ({d['batch_size']} images a "
+            f"batch, {next(iter(d['networks'].values()))['steps_per_epoch']} steps), one "
+            "thread, process-CPU seconds (median of "
+            f"{d['repeats']}): archopt's step channels-last (the recipe) and NCHW, a bare torch "
+            "loop on the same batches, one evaluation of the test images; run = (epoch + "
+            f"evaluation) x {d['epochs']} epochs (all three: "
+            f"{num(d['projected_training_cpu_s'], 1)} s); the share of the step's CPU time in "
+            "convolutions and batch norm (torch.profiler).\n\n"
+            + table(["network", "epoch s", "NCHW s", "bare loop s", "eval s", "run s",
+                     "convolution", "batch norm"], rows, "lrrrrrrr"))
+
+
 @renderer("bad_input_census", ORDER[4], "116 bad inputs through the `archopt` command")
 def bad_input_census(d: dict[str, Any]) -> str:
     rows = [(k, v["tried"], v["handled"]) for k, v in d["by_kind"].items()]
