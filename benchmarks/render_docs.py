@@ -1250,8 +1250,10 @@ def _glance_design_claim() -> str:
                       if "design_rank" in d["ranking"] else ""))
     if not out:
         return ""
+    partial = ("; a group marked partial is unfinished"
+               if d["runs_done"] < d["runs_planned"] else "")
     return (f". Trained at equal budgets ({d['runs_done']} of {d['runs_planned']} planned "
-            "runs; a group marked partial is unfinished): " + "; ".join(out))
+            f"runs{partial}): " + "; ".join(out))
 
 
 def glance_dense() -> tuple[str, str, str, str]:
