@@ -4,7 +4,7 @@ three networks): can the digits recipe's steps be made cheaper without changing 
 
 For each network ``archopt run`` trains by default (the DeepMAD design within 2M MACs / 0.5M
 params and the two equal-budget baselines, ResNet and MobileNetV2; the same networks the run
-picks, found the same way), on scikit-learn's digits with the digits recipe (batch 64, pad-crop,
+picks, by its own functions), on scikit-learn's digits with the digits recipe (batch 64, pad-crop,
 SGD-Nesterov), one thread, in process-CPU seconds, the median of ``--repeats``, alternating:
 
 - ``epoch_cpu_s``: one epoch of archopt's step (:class:`archopt.training.trainer.TrainStep`,
@@ -35,10 +35,9 @@ import torch
 from torch import nn
 
 import benchlib
-from archopt.data import BatchLoader, augmentation, load_dataset
-from archopt.design import Budgets, DesignOptions, design
-from archopt.pipeline.baseline import hand_baselines
+from archopt.data import BatchLoader, ImageDataset, augmentation, load_dataset
 from archopt.pipeline.config import RunConfig
+from archopt.pipeline.run import baselines_for, design_for
 from archopt.spaces import ArchSpec
 from archopt.training import TrainConfig, evaluate
 from archopt.training.trainer import TrainStep, make_optimizer
@@ -47,22 +46,14 @@ from claim_step import time_share
 OUT = Path(__file__).resolve().parent / "results" / "quickstart_step.json"
 
 
-def networks(cfg: RunConfig, ds: Any) -> dict[str, ArchSpec]:
-    """The quick start's networks: ``{"design": spec, "resnet": spec, "mbv2": spec}``."""
-    budgets = Budgets(macs=cfg.budget_macs, params=cfg.budget_params,
-                      layers=cfg.budget_layers, rho=cfg.rho)
-    nets = {"design": design(cfg.space, budgets, resolution=ds.resolution,
-                             in_channels=ds.in_channels, num_classes=ds.num_classes,
-                             options=DesignOptions(candidates=cfg.candidates,
-                                                   seed=cfg.seed)).spec}
-    for b in hand_baselines(cfg.budget_macs, cfg.budget_params, in_channels=ds.in_channels,
-                            resolution=ds.resolution, num_classes=ds.num_classes,
-                            families=cfg.baselines):
-        nets[b.family] = b.spec
-    return nets
+def networks(cfg: RunConfig, ds: ImageDataset) -> dict[str, ArchSpec]:
+    """The quick start's networks, chosen by ``archopt run``'s own functions:
+    ``{"design": spec, "resnet": spec, "mbv2": spec}``."""
+    return {"design": design_for(cfg, ds).spec,
+            **{b.family: b.spec for b in baselines_for(cfg, ds)}}
 
 
-def bench(spec: ArchSpec, ds: Any, tc: TrainConfig, *, repeats: int) -> dict[str, Any]:
+def bench(spec: ArchSpec, ds: ImageDataset, tc: TrainConfig, *, repeats: int) -> dict[str, Any]:
     """Epoch, bare-loop epoch and evaluation CPU seconds of ``spec`` (module docstring)."""
     loader = BatchLoader(ds.train_x, ds.train_y, tc.batch_size, mean=ds.mean, std=ds.std,
                          shuffle=True, seed=0, augment=augmentation(tc.augment, ds.resolution),

@@ -39,7 +39,7 @@ from archopt.runs import ResultDir, atomic_write_text, read_json, write_error_ke
 from archopt.runs.locking import discard_on_failure, lock_folder
 from archopt.spaces import ArchSpec, load_spec
 
-__all__ = ["RunResult", "run_pipeline"]
+__all__ = ["RunResult", "baselines_for", "design_for", "run_pipeline"]
 
 MODEL_KEYS = ("test_accuracy", "test_macro_f1", "params", "macs", "latency_ms", "latency_ms_b64",
               "latency_ms_onnxruntime", "latency_ms_onnxruntime_b64", "latency_threads",
@@ -99,17 +99,31 @@ def _dataset(cfg: RunConfig) -> ImageDataset:
     return ds
 
 
-def _design_stage(cfg: RunConfig, ds: ImageDataset, out: Path, progress: bool) -> dict[str, Any]:
+def design_for(cfg: RunConfig, ds: ImageDataset) -> Any:
+    """The DeepMAD design a run of ``cfg`` trains on ``ds`` (deterministic for ``cfg.seed``).
+
+    Args:
+        cfg: a resolved :class:`RunConfig` (budgets, rho, space, candidates, seed).
+        ds: the dataset (its resolution, channels and classes set the network's input/output).
+    Returns: the :class:`archopt.design.DesignResult`.
+    Raises: InfeasibleBudget when no network of the space fits the budgets.
+    Source: DeepMAD (Shen et al., CVPR 2023), via :func:`archopt.design.design`.
+    """
     from archopt.design import Budgets, DesignOptions, design
+
+    budgets = Budgets(macs=cfg.budget_macs, params=cfg.budget_params,
+                      layers=cfg.budget_layers, rho=cfg.rho)
+    return design(cfg.space, budgets, resolution=ds.resolution, in_channels=ds.in_channels,
+                  num_classes=ds.num_classes,
+                  options=DesignOptions(candidates=cfg.candidates, seed=cfg.seed))
+
+
+def _design_stage(cfg: RunConfig, ds: ImageDataset, out: Path, progress: bool) -> dict[str, Any]:
     from archopt.design.output import write_design
 
     if not (out / "summary.json").exists():
-        budgets = Budgets(macs=cfg.budget_macs, params=cfg.budget_params,
-                          layers=cfg.budget_layers, rho=cfg.rho)
-        result = design(cfg.space, budgets, resolution=ds.resolution,
-                        in_channels=ds.in_channels, num_classes=ds.num_classes,
-                        options=DesignOptions(candidates=cfg.candidates, seed=cfg.seed))
-        write_design(result, out, {"space": cfg.space, "budgets": budgets.as_dict(),
+        result = design_for(cfg, ds)
+        write_design(result, out, {"space": cfg.space, "budgets": result.budgets.as_dict(),
                                    "candidates": cfg.candidates, "seed": cfg.seed,
                                    "resolution": ds.resolution, "in_channels": ds.in_channels,
                                    "num_classes": ds.num_classes, "data": cfg.data})
@@ -145,7 +159,12 @@ def _train_seeds(name: str, spec: ArchSpec, ds: ImageDataset, cfg: RunConfig, rd
     return runs
 
 
-def _baselines(cfg: RunConfig, ds: ImageDataset) -> list[Baseline]:
+def baselines_for(cfg: RunConfig, ds: ImageDataset) -> list[Baseline]:
+    """The hand-designed baselines a run of ``cfg`` trains on ``ds``: of each family in
+    ``cfg.baselines`` the member with the most MACs within both budgets
+    (:func:`archopt.pipeline.baseline.hand_baselines`; ResNet depths: ``cfg.baseline_blocks``
+    or all of :data:`RESNET_DEPTHS`). Returns: one :class:`Baseline` per family that has a
+    member within the budgets."""
     return hand_baselines(cfg.budget_macs, cfg.budget_params, in_channels=ds.in_channels,
                           resolution=ds.resolution, num_classes=ds.num_classes,
                           families=cfg.baselines,
@@ -292,7 +311,7 @@ def _run(cfg: RunConfig, rd: ResultDir, resume: bool, progress: bool,
     say(f"designed: {designed_spec.macs():,} MACs, {designed_spec.params():,} params, "
         f"{designed_spec.layers()} layers ({design['seconds']:.1f} s)")
 
-    baselines = _baselines(cfg, ds)
+    baselines = baselines_for(cfg, ds)
     for b in baselines:
         say(f"baseline ({b.family}): {b.spec.name}, {b.spec.macs():,} MACs, "
             f"{b.spec.params():,} params (the largest within both budgets)")
